@@ -1,0 +1,347 @@
+//! `fmnist`: the kit's command-line tool. `fmnist --help` lists the commands.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use fmnist_kit::data::{self, CachePolicy, ImageSet, CLASS_NAMES};
+use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
+use fmnist_kit::viz::ClassScatter;
+
+#[derive(Parser)]
+#[command(name = "fmnist", version, about = "Fashion-MNIST workbench: data, t-SNE and more (see README.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build data/data.tar.gz (CSV members) from the official idx files, reproducibly.
+    PrepareData {
+        /// Folder holding the four idx .gz files.
+        #[arg(long, default_value = data::DEBIAN_SOURCE)]
+        source: PathBuf,
+        /// Output tarball.
+        #[arg(long, default_value = "data/data.tar.gz")]
+        out: PathBuf,
+        /// Fail (leaving OUT untouched) unless the result has this sha256.
+        #[arg(long)]
+        expect_sha256: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rows, class counts and pixel statistics of a data file.
+    DataInfo {
+        /// data.tar.gz or a folder of idx files [default: $FMNIST_DATA or data/data.tar.gz]
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Neither read nor write the parsed-data cache.
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed training images in 2-D with t-SNE and score the embedding by 10-NN accuracy.
+    Tsne(TsneArgs),
+    /// Benchmarks that print figures (used by `make bench`).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct TsneArgs {
+    /// data.tar.gz or a folder of idx files [default: $FMNIST_DATA or data/data.tar.gz]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Embed the first N images.
+    #[arg(long, default_value_t = 5000)]
+    n: usize,
+    /// Images to take the first N from: the training set, or training then test set (70,000).
+    #[arg(long, value_enum, default_value_t = Pool::Train)]
+    pool: Pool,
+    /// Seed (used by the random initialisation).
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    #[arg(long, default_value_t = 30.0)]
+    perplexity: f32,
+    #[arg(long, default_value_t = 1000)]
+    epochs: usize,
+    /// Learning rate [default: N / 12]
+    #[arg(long)]
+    learning_rate: Option<f32>,
+    #[arg(long, value_enum, default_value_t = Method::Fitsne)]
+    method: Method,
+    #[arg(long, value_enum, default_value_t = Init::Pca)]
+    init: Init,
+    /// Write the scatter plot here.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Write `index,label,x,y` rows here.
+    #[arg(long)]
+    embedding_out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Load times of the tarball: parsing (no cache), first load (writes the cache), cached load.
+    Load {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Repetitions of each measurement (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pool {
+    Train,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Method {
+    Fitsne,
+    BarnesHut,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Init {
+    Pca,
+    Spectral,
+    Random,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::PrepareData {
+            source,
+            out,
+            expect_sha256,
+            json,
+        } => prepare_data(&source, &out, expect_sha256.as_deref(), json),
+        Command::DataInfo { data, no_cache, json } => data_info(data, no_cache, json),
+        Command::Tsne(args) => run_tsne(args),
+        Command::Bench {
+            what: BenchCommand::Load { data, repeat, json },
+        } => bench_load(data, repeat, json),
+    }
+}
+
+fn data_path(data: Option<PathBuf>) -> PathBuf {
+    data.unwrap_or_else(data::default_data_path)
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn prepare_data(source: &Path, out: &Path, expect: Option<&str>, json: bool) -> Result<()> {
+    let start = Instant::now();
+    let report = data::prepare_data(source, out, expect)
+        .with_context(|| format!("building {} from {}", out.display(), source.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["seconds"] = json!(seconds);
+        print_json(&v)
+    } else {
+        println!(
+            "wrote {} ({} bytes, {} train + {} test rows) in {seconds:.1} s\nsha256 {}",
+            report.out.display(),
+            report.bytes,
+            report.train_rows,
+            report.test_rows,
+            report.sha256
+        );
+        Ok(())
+    }
+}
+
+fn split_json(set: &ImageSet) -> serde_json::Value {
+    let counts = set.class_counts();
+    let (mean, std) = set.pixel_mean_std();
+    let per_class: serde_json::Map<String, serde_json::Value> =
+        CLASS_NAMES.iter().zip(counts).map(|(n, c)| (n.to_string(), json!(c))).collect();
+    json!({ "rows": set.len(), "class_counts": per_class, "pixel_mean": mean, "pixel_std": std })
+}
+
+fn data_info(data: Option<PathBuf>, no_cache: bool, json_out: bool) -> Result<()> {
+    let path = data_path(data);
+    let policy = if no_cache { CachePolicy::Off } else { CachePolicy::Default };
+    let d = data::load_with(&path, &policy).with_context(|| format!("loading {}", path.display()))?;
+    let split = data::train_validation_split(&d.train, &data::SplitConfig::default())?;
+    let v = json!({
+        "source": d.info.source,
+        "load_seconds": d.info.load_seconds,
+        "cached": d.info.cached,
+        "content_hash": d.info.content_hash,
+        "cache_warning": d.info.cache_warning,
+        "train": split_json(&d.train),
+        "test": split_json(&d.test),
+        "split": { "seed": 13, "validation_fraction": 0.2,
+                   "train": split.train.len(), "validation": split.validation.len() },
+    });
+    if json_out {
+        return print_json(&v);
+    }
+    println!("{}  (hash {})", path.display(), d.info.content_hash);
+    println!(
+        "loaded in {:.3} s{}",
+        d.info.load_seconds,
+        if d.info.cached { " from the cache" } else { " (parsed; cache written)" }
+    );
+    if let Some(w) = &d.info.cache_warning {
+        println!("warning: cache not written: {w}");
+    }
+    println!("{:<12} {:>8} {:>8}", "class", "train", "test");
+    let (tr, te) = (d.train.class_counts(), d.test.class_counts());
+    for (i, name) in CLASS_NAMES.iter().enumerate() {
+        println!("{:<12} {:>8} {:>8}", name, tr[i], te[i]);
+    }
+    println!("{:<12} {:>8} {:>8}", "total", d.train.len(), d.test.len());
+    let (m1, s1) = d.train.pixel_mean_std();
+    let (m2, s2) = d.test.pixel_mean_std();
+    println!("pixel mean/std (0..1): train {m1:.4}/{s1:.4}, test {m2:.4}/{s2:.4}");
+    println!(
+        "80/20 split (seed 13): {} train / {} validation",
+        split.train.len(),
+        split.validation.len()
+    );
+    Ok(())
+}
+
+fn run_tsne(a: TsneArgs) -> Result<()> {
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let pool = match a.pool {
+        Pool::Train => d.train,
+        Pool::All => {
+            let mut all = d.train;
+            all.images.extend_from_slice(&d.test.images);
+            all.labels.extend_from_slice(&d.test.labels);
+            all
+        }
+    };
+    if a.n == 0 || a.n > pool.len() {
+        bail!("--n {} is outside 1..={} (images available)", a.n, pool.len());
+    }
+    let set = pool.first(a.n);
+    let config = TsneConfig {
+        perplexity: a.perplexity,
+        epochs: a.epochs,
+        learning_rate: a.learning_rate,
+        method: match a.method {
+            Method::Fitsne => TsneMethod::FitSne,
+            Method::BarnesHut => TsneMethod::BarnesHut { theta: 0.5 },
+        },
+        init: match a.init {
+            Init::Pca => TsneInit::Pca,
+            Init::Spectral => TsneInit::Spectral,
+            Init::Random => TsneInit::Random,
+        },
+        seed: a.seed,
+        ..TsneConfig::default()
+    };
+    let emb = tsne::tsne_images(&set, &config)?;
+    if let Some(p) = &a.png {
+        ClassScatter::new(
+            format!("t-SNE of {} images (10-NN accuracy {:.3})", a.n, emb.knn10_accuracy),
+            emb.coords.clone(),
+            emb.labels.clone(),
+        )
+        .draw()?
+        .save(p)
+        .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.embedding_out {
+        let mut csv = String::from("index,label,x,y\n");
+        for (i, (c, l)) in emb.coords.iter().zip(&emb.labels).enumerate() {
+            csv.push_str(&format!("{i},{l},{},{}\n", c[0], c[1]));
+        }
+        data::write_atomic(p, csv.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        print_json(&json!({
+            "n": a.n,
+            "seconds": emb.seconds,
+            "knn10_accuracy": emb.knn10_accuracy,
+            "config": emb.config,
+            "threads": tch::get_num_threads(),
+        }))
+    } else {
+        println!(
+            "t-SNE of {} images: {:.2} s, 10-NN accuracy {:.4}",
+            a.n, emb.seconds, emb.knn10_accuracy
+        );
+        Ok(())
+    }
+}
+
+fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()> {
+    let path = data_path(data);
+    let repeat = repeat.max(1);
+    let cache_dir = std::env::temp_dir().join(format!("fmnist-bench-cache-{}", std::process::id()));
+    let best = |f: &mut dyn FnMut() -> Result<f64>| -> Result<f64> {
+        let mut best = f64::MAX;
+        for _ in 0..repeat {
+            best = best.min(f()?);
+        }
+        Ok(best)
+    };
+    let parse_only = best(&mut || Ok(data::load_with(&path, &CachePolicy::Off)?.info.load_seconds))?;
+    let first = best(&mut || {
+        let _ = std::fs::remove_dir_all(&cache_dir);
+        let d = data::load_with(&path, &CachePolicy::Dir(cache_dir.clone()))?;
+        if d.info.cached {
+            bail!("a fresh cache folder was used, yet the load says it was cached");
+        }
+        Ok(d.info.load_seconds)
+    })?;
+    let cached = best(&mut || {
+        let d = data::load_with(&path, &CachePolicy::Dir(cache_dir.clone()))?;
+        if !d.info.cached {
+            bail!("the second load did not use the cache");
+        }
+        Ok(d.info.load_seconds)
+    })?;
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    if json_out {
+        print_json(&json!({
+            "data": path, "parse_seconds": parse_only, "first_load_seconds": first,
+            "cached_load_seconds": cached, "repeat": repeat,
+        }))
+    } else {
+        println!("load {} (best of {repeat})", path.display());
+        println!("  parse, no cache          {parse_only:.3} s");
+        println!("  first load (writes cache) {first:.3} s   target <= 0.7 s: {}", verdict(first <= 0.7));
+        println!("  cached load              {cached:.3} s   target <= 0.05 s: {}", verdict(cached <= 0.05));
+        Ok(())
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}

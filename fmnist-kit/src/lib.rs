@@ -1,0 +1,20 @@
+//! # fmnist-kit
+//!
+//! A Rust workbench for Fashion-MNIST in Jupyter notebooks (the evcxr kernel), on libtorch
+//! through `tch`. The modules follow the walkthrough:
+//!
+//! - [`data`]: read `data.tar.gz` or the official idx files, cache, split, class names;
+//! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full);
+//! - [`tsne`]: PCA + t-SNE of raw pixels or learned features, 10-NN accuracy of an embedding;
+//! - [`viz`]: figures that show inline in evcxr and save as PNG.
+//!
+//! Every fallible function returns [`Result`] with the one [`Error`] type.
+
+pub mod data;
+pub mod error;
+pub mod profile;
+pub mod tsne;
+pub mod viz;
+
+pub use error::{Error, Result};
+pub use profile::{Profile, ProfileName};

@@ -1,0 +1,130 @@
+//! End-to-end tests of the `fmnist` command-line tool.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn fmnist(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fmnist"))
+        .args(args)
+        .env("FMNIST_CACHE_DIR", cache)
+        .env_remove("FMNIST_DATA")
+        .output()
+        .expect("the fmnist binary runs")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "fmnist failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn prepare_data_then_data_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("idx");
+    write_idx_folder(&src, &synthetic_set(120, 1), &synthetic_set(30, 2));
+    let out = dir.path().join("data.tar.gz");
+    let (src_s, out_s) = (src.to_str().unwrap(), out.to_str().unwrap());
+    let a = json_of(&fmnist(&["prepare-data", "--source", src_s, "--out", out_s, "--json"], dir.path()));
+    let b = json_of(&fmnist(&["prepare-data", "--source", src_s, "--out", out_s, "--json"], dir.path()));
+    assert_eq!(a["sha256"], b["sha256"]);
+    assert_eq!(a["train_rows"], 120);
+
+    let info = json_of(&fmnist(&["data-info", "--data", out_s, "--json"], dir.path()));
+    assert_eq!(info["train"]["rows"], 120);
+    assert_eq!(info["test"]["rows"], 30);
+    assert_eq!(info["train"]["class_counts"]["t_shirt"], 12);
+    assert_eq!(info["test"]["class_counts"]["ankle_boots"], 3);
+    assert_eq!(info["cached"], false);
+    assert!(info["load_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(info["split"]["validation"], 24);
+    let again = json_of(&fmnist(&["data-info", "--data", out_s, "--json"], dir.path()));
+    assert_eq!(again["cached"], true);
+}
+
+#[test]
+fn prepare_data_refuses_a_wrong_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("idx");
+    write_idx_folder(&src, &synthetic_set(20, 1), &synthetic_set(10, 2));
+    let out = dir.path().join("data.tar.gz");
+    let o = fmnist(
+        &["prepare-data", "--source", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--expect-sha256", &"a".repeat(64)],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.tar.gz");
+    write_tarball(&p, &[row(1, 1), row_with_field(5, "x")], &[row(1, 1)]);
+    let o = fmnist(&["data-info", "--data", p.to_str().unwrap()], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.tar.gz") && err.contains("line 3, field 5 (pixel4)"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn tsne_writes_embedding_csv_png_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.tar.gz");
+    std::fs::write(&p, fmnist_kit::data::tarball_bytes(&synthetic_set(300, 3), &synthetic_set(20, 4)).unwrap()).unwrap();
+    let csv = dir.path().join("emb.csv");
+    let png = dir.path().join("emb.png");
+    let v = json_of(&fmnist(
+        &[
+            "tsne", "--data", p.to_str().unwrap(), "--n", "200", "--epochs", "400",
+            "--embedding-out", csv.to_str().unwrap(), "--png", png.to_str().unwrap(), "--json",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(v["n"], 200);
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    let acc = v["knn10_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.9, "well-separated synthetic classes must embed apart: {acc}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "index,label,x,y");
+    assert_eq!(lines.len(), 201);
+    assert!(lines[1].starts_with("0,0,") && lines[200].starts_with("199,9,"), "{}", lines[200]);
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Too few points for the perplexity: an error, not a panic.
+    let o = fmnist(&["tsne", "--data", p.to_str().unwrap(), "--n", "50"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("perplexity"));
+}
+
+/// The real data, as `make test` installs it (Debian's dataset-fashion-mnist).
+#[test]
+fn official_idx_files_have_the_official_counts() {
+    let src = Path::new(fmnist_kit::data::DEBIAN_SOURCE);
+    assert!(
+        src.join("train-images-idx3-ubyte.gz").is_file(),
+        "{} is missing: run `make setup` (installs dataset-fashion-mnist)",
+        src.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let info = json_of(&fmnist(&["data-info", "--data", src.to_str().unwrap(), "--json"], dir.path()));
+    assert_eq!(info["train"]["rows"], 60_000);
+    assert_eq!(info["test"]["rows"], 10_000);
+    for name in fmnist_kit::data::CLASS_NAMES {
+        assert_eq!(info["train"]["class_counts"][name], 6_000);
+        assert_eq!(info["test"]["class_counts"][name], 1_000);
+    }
+    let mean = info["train"]["pixel_mean"].as_f64().unwrap();
+    assert!((mean - 0.2860).abs() < 1e-3, "{mean}");
+}

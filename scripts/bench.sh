@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make bench`: prints the data-loading and t-SNE figures and checks them against the targets
+# (issue "Foundation", on a 2-core CPU). Numbers vary with machine load: run on an idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+data="${FMNIST_DATA:-data/data.tar.gz}"
+
+echo "== data loading ($data)"
+fmnist bench load --data "$data" --repeat 5
+
+tsne_row() { # label target_seconds target_knn args...
+  local label="$1" ts="$2" tk="$3"; shift 3
+  fmnist tsne --data "$data" --json "$@" | python -c '
+import json, sys
+v = json.load(sys.stdin); label, ts, tk = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+ok = lambda b: "met" if b else "MISSED"
+print(f"  {label:<34} {v[\"seconds\"]:7.2f} s (target <= {ts:g} s: {ok(v[\"seconds\"] <= ts)})"
+      f"   10-NN {v[\"knn10_accuracy\"]:.4f} (target >= {tk:g}: {ok(v[\"knn10_accuracy\"] >= tk)})"
+      f"   threads {v[\"threads\"]}")
+' "$label" "$ts" "$tk"
+}
+
+echo "== t-SNE (PCA-50, exact kNN, FIt-SNE, PCA init, lr N/12, 1000 epochs)"
+tsne_row "5,000 training images" 3 0.80 --n 5000
+tsne_row "5,000 training images, Barnes-Hut" 3 0.80 --n 5000 --method barnes-hut
+tsne_row "all 70,000 images" 90 0.84 --pool all --n 70000

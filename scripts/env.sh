@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The environment fmnist-kit runs in. Source it (`source scripts/env.sh`) or print the export
+# lines for your shell: `eval "$(make -s env)"` (which runs `scripts/env.sh --print`).
+# Everything heavy lives in $FMNIST_CACHE_DIR, outside the checkout, so clones share it.
+
+FMNIST_CACHE_DIR="${FMNIST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fmnist-kit}"
+fmnist_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fmnist_venv="$FMNIST_CACHE_DIR/venv"
+fmnist_torch_lib="$(ls -d "$fmnist_venv"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)"
+if [ -z "$fmnist_torch_lib" ]; then
+  # Not installed yet: the path setup.sh will create.
+  fmnist_pyver="$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || echo python3)"
+  fmnist_torch_lib="$fmnist_venv/lib/$fmnist_pyver/site-packages/torch/lib"
+fi
+
+fmnist_exports() {
+  local path_prefix="$fmnist_venv/bin:$FMNIST_CACHE_DIR/evcxr/bin:$FMNIST_CACHE_DIR/target/release"
+  cat <<EOV
+export FMNIST_CACHE_DIR="$FMNIST_CACHE_DIR"
+export VIRTUAL_ENV="$fmnist_venv"
+export LIBTORCH_USE_PYTORCH=1
+export LD_LIBRARY_PATH="$fmnist_torch_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export CARGO_TARGET_DIR="$FMNIST_CACHE_DIR/target"
+export JUPYTER_PATH="$FMNIST_CACHE_DIR/jupyter"
+export JUPYTER_DATA_DIR="$FMNIST_CACHE_DIR/jupyter"
+export JUPYTER_CONFIG_DIR="$FMNIST_CACHE_DIR/jupyter-config"
+export FMNIST_DATA="\${FMNIST_DATA:-$fmnist_root/data/data.tar.gz}"
+case ":\$PATH:" in *":$fmnist_venv/bin:"*) ;; *) export PATH="$path_prefix:\$PATH" ;; esac
+EOV
+}
+
+if [ "${1:-}" = "--print" ]; then
+  fmnist_exports
+else
+  eval "$(fmnist_exports)"
+fi

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs everything fmnist-kit needs, idempotently: a second run installs nothing.
+#   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++)
+#   venv:  $FMNIST_CACHE_DIR/venv from requirements.txt, constrained by requirements.lock
+#   evcxr: evcxr_jupyter 0.22.0 in $FMNIST_CACHE_DIR/evcxr (cargo install --locked)
+#   kernels: fmnist-kit (interactive, `make lab`) and fmnist-kit-batch (make run/test),
+#            written under $FMNIST_CACHE_DIR/jupyter; the user's own Jupyter config is untouched.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/env.sh
+
+EVCXR_VERSION=0.22.0
+APT_PACKAGES=(dataset-fashion-mnist g++)
+log() { printf '[setup] %s\n' "$*"; }
+did_something=0
+
+# --- apt ----------------------------------------------------------------------------------
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ! python3 -m venv --help >/dev/null 2>&1; then missing+=(python3-venv); fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+  did_something=1
+fi
+
+# --- Python venv with torch and the Jupyter pieces ----------------------------------------
+stamp="$VIRTUAL_ENV/.fmnist-requirements.sha256"
+want="$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$VIRTUAL_ENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "venv: installing torch and Jupyter into $VIRTUAL_ENV (about 5 GB, a few minutes)"
+  mkdir -p "$FMNIST_CACHE_DIR"
+  [ -x "$VIRTUAL_ENV/bin/python" ] || python3 -m venv "$VIRTUAL_ENV"
+  "$VIRTUAL_ENV/bin/python" -m pip install -q --upgrade pip
+  "$VIRTUAL_ENV/bin/python" -m pip install -q -r requirements.txt -c requirements.lock
+  echo "$want" > "$stamp"
+  did_something=1
+  source scripts/env.sh   # the torch lib folder exists now
+fi
+
+# --- evcxr_jupyter --------------------------------------------------------------------------
+if ! cargo install --list --root "$FMNIST_CACHE_DIR/evcxr" 2>/dev/null | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
+  log "evcxr: cargo install --locked evcxr_jupyter $EVCXR_VERSION (about 8 minutes on 2 cores)"
+  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION" --root "$FMNIST_CACHE_DIR/evcxr"
+  did_something=1
+fi
+
+# --- kernelspecs ----------------------------------------------------------------------------
+# evcxr links cells against a dynamic libstd and relies on a relative rpath that rustc computes
+# for target/.../deps; cells are loaded from target/.../debug, one level up, where that path is
+# wrong whenever EVCXR_TMPDIR lies deep below the folder holding ~/.rustup. Naming the
+# toolchain's library folder in LD_LIBRARY_PATH makes the kernel work from any folder.
+rust_std_lib="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
+[ -n "$(ls "$rust_std_lib"/libstd-*.so 2>/dev/null)" ] || { echo "[setup] no libstd-*.so in $rust_std_lib" >&2; exit 1; }
+write_kernel() { # name display_name evcxr_tmpdir
+  local dir="$JUPYTER_DATA_DIR/kernels/$1" tmp
+  mkdir -p "$dir" "$3" "$FMNIST_CACHE_DIR/evcxr-config"
+  tmp="$(mktemp "$dir/.kernel.json.XXXXXX")"
+  cat > "$tmp" <<EOK
+{
+  "argv": ["$FMNIST_CACHE_DIR/evcxr/bin/evcxr_jupyter", "--control_file", "{connection_file}"],
+  "display_name": "$2",
+  "language": "rust",
+  "interrupt_mode": "message",
+  "env": {
+    "LIBTORCH_USE_PYTORCH": "1",
+    "VIRTUAL_ENV": "$VIRTUAL_ENV",
+    "PATH": "$VIRTUAL_ENV/bin:\${PATH}",
+    "LD_LIBRARY_PATH": "$fmnist_torch_lib:$rust_std_lib",
+    "EVCXR_TMPDIR": "$3",
+    "EVCXR_CONFIG_DIR": "$FMNIST_CACHE_DIR/evcxr-config",
+    "FMNIST_CACHE_DIR": "$FMNIST_CACHE_DIR"
+  }
+}
+EOK
+  if cmp -s "$tmp" "$dir/kernel.json"; then rm -f "$tmp"; else mv "$tmp" "$dir/kernel.json"; log "kernel: wrote $dir/kernel.json"; fi
+}
+write_kernel fmnist-kit "Rust (fmnist-kit)" "$FMNIST_CACHE_DIR/evcxr-build/lab"
+write_kernel fmnist-kit-batch "Rust (fmnist-kit, batch)" "$FMNIST_CACHE_DIR/evcxr-build/batch"
+
+if [ "$did_something" -eq 0 ]; then log "everything already installed ($FMNIST_CACHE_DIR)"; fi
