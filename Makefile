@@ -19,8 +19,8 @@ data: build
 	  else fmnist prepare-data --out data/data.tar.gz --expect-sha256 $(DATA_SHA256); fi
 
 run: data
-	@$(ENV) python tests/run_notebooks.py --profile $(PROFILE) --out out/notebooks --html out/html
-	@echo "Executed notebooks: out/notebooks/   HTML: out/html/"
+	@$(ENV) python tests/run_notebooks.py --profile $(PROFILE) --out out/notebooks --html out/html --figures out/figures
+	@echo "Executed notebooks: out/notebooks/   HTML: out/html/   figures: out/figures/"
 
 test: data
 	@$(ENV) cargo test --release --workspace

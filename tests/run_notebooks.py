@@ -66,6 +66,36 @@ def write_atomic(path: Path, text: str):
     os.replace(tmp, path)
 
 
+def last_stdout_line(nb) -> str:
+    """The last line the last code cell printed: each notebook's check cell prints its summary."""
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    if not code_cells:
+        return ""
+    text = "".join(
+        "".join(o.get("text", "")) for o in code_cells[-1].get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
+    lines = [l for l in text.splitlines() if l.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def save_figures(nb, folder: Path, stem: str):
+    import base64
+
+    folder.mkdir(parents=True, exist_ok=True)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    for n, cell in enumerate(code_cells, 1):
+        k = 0
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png") if out.get("output_type") in ("display_data", "execute_result") else None
+            if png:
+                k += 1
+                target = folder / f"{stem}-cell{n}-{k}.png"
+                tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+                tmp.write_bytes(base64.b64decode(png))
+                os.replace(tmp, target)
+
+
 def render_html(nb) -> str:
     from nbconvert import HTMLExporter
 
@@ -79,6 +109,7 @@ def main():
     ap.add_argument("--profile", default=os.environ.get("FMNIST_PROFILE", "quick"))
     ap.add_argument("--out", default="out/notebooks", help="folder for executed notebooks")
     ap.add_argument("--html", default=None, help="folder for HTML renderings (none if omitted)")
+    ap.add_argument("--figures", default=None, help="folder to save every PNG output into (NOTEBOOK-cellN-K.png)")
     ap.add_argument("--kernel", default="fmnist-kit-batch")
     ap.add_argument("--cell-timeout", type=int, default=1800)
     ap.add_argument("--expect-failure", action="store_true",
@@ -119,11 +150,16 @@ def main():
             out_html = Path(args.html) / (path.stem + ".html")
             write_atomic(out_html, render_html(nb))
             html_note = f", HTML {out_html}"
+        if args.figures:
+            save_figures(nb, Path(args.figures), path.stem)
         ok = not problems
         if args.expect_failure:
             ok = not ok
         status = "ok" if ok else "FAILED"
         print(f"{status:6} {path.name}  {seconds:7.1f} s  ({args.profile}; executed copy {out_nb}{html_note})", flush=True)
+        summary_line = last_stdout_line(nb)
+        if summary_line and not problems:
+            print(f"       {summary_line}", flush=True)
         if problems and not args.expect_failure:
             for p in problems:
                 print(f"       - {p}", flush=True)

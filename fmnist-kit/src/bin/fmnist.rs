@@ -72,10 +72,11 @@ struct TsneArgs {
     perplexity: f32,
     #[arg(long, default_value_t = 1000)]
     epochs: usize,
-    /// Learning rate [default: N / 12]
+    /// Learning rate [default: N, at least 200]
     #[arg(long)]
     learning_rate: Option<f32>,
-    #[arg(long, value_enum, default_value_t = Method::Fitsne)]
+    /// Barnes-Hut below 20,000 points, FIt-SNE above (auto), or either.
+    #[arg(long, value_enum, default_value_t = Method::Auto)]
     method: Method,
     #[arg(long, value_enum, default_value_t = Init::Pca)]
     init: Init,
@@ -111,6 +112,7 @@ enum Pool {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Method {
+    Auto,
     Fitsne,
     BarnesHut,
 }
@@ -250,6 +252,7 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         epochs: a.epochs,
         learning_rate: a.learning_rate,
         method: match a.method {
+            Method::Auto => TsneMethod::Auto,
             Method::Fitsne => TsneMethod::FitSne,
             Method::BarnesHut => TsneMethod::BarnesHut { theta: 0.5 },
         },
@@ -283,6 +286,9 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         print_json(&json!({
             "n": a.n,
             "seconds": emb.seconds,
+            "pca_seconds": emb.pca_seconds,
+            "neighbors_seconds": emb.neighbors_seconds,
+            "fit_seconds": emb.fit_seconds,
             "knn10_accuracy": emb.knn10_accuracy,
             "config": emb.config,
             "threads": tch::get_num_threads(),
