@@ -11,14 +11,7 @@ fmnist bench load --data "$data" --repeat 5
 
 tsne_row() { # label target_seconds target_knn args...
   local label="$1" ts="$2" tk="$3"; shift 3
-  fmnist tsne --data "$data" --json "$@" | python -c '
-import json, sys
-v = json.load(sys.stdin); label, ts, tk = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-ok = lambda b: "met" if b else "MISSED"
-print(f"  {label:<34} {v[\"seconds\"]:7.2f} s (target <= {ts:g} s: {ok(v[\"seconds\"] <= ts)})"
-      f"   10-NN {v[\"knn10_accuracy\"]:.4f} (target >= {tk:g}: {ok(v[\"knn10_accuracy\"] >= tk)})"
-      f"   threads {v[\"threads\"]}")
-' "$label" "$ts" "$tk"
+  fmnist tsne --data "$data" --json "$@" | python scripts/bench_tsne_row.py "$label" "$ts" "$tk"
 }
 
 echo "== t-SNE (PCA-50, exact kNN, PCA init, lr N, perplexity 30, 1000 epochs; auto = Barnes-Hut < 20k <= FIt-SNE)"

@@ -78,6 +78,9 @@ struct TsneArgs {
     /// Barnes-Hut below 20,000 points, FIt-SNE above (auto), or either.
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     method: Method,
+    /// Barnes-Hut accuracy/speed trade-off (smaller: more exact).
+    #[arg(long, default_value_t = 0.5)]
+    theta: f32,
     #[arg(long, value_enum, default_value_t = Init::Pca)]
     init: Init,
     /// Write the scatter plot here.
@@ -152,7 +155,9 @@ fn data_path(data: Option<PathBuf>) -> PathBuf {
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    // writeln!, unlike println!, reports a closed pipe as an error instead of panicking.
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -254,7 +259,7 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         method: match a.method {
             Method::Auto => TsneMethod::Auto,
             Method::Fitsne => TsneMethod::FitSne,
-            Method::BarnesHut => TsneMethod::BarnesHut { theta: 0.5 },
+            Method::BarnesHut => TsneMethod::BarnesHut { theta: a.theta },
         },
         init: match a.init {
             Init::Pca => TsneInit::Pca,
