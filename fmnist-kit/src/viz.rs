@@ -617,6 +617,8 @@ impl ClassScatter {
             chart
                 .configure_mesh()
                 .light_line_style(WHITE)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .label_style((FONT, 11))
                 .draw()
                 .map_err(plot_err)?;
