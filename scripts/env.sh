@@ -6,7 +6,7 @@
 FMNIST_CACHE_DIR="${FMNIST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fmnist-kit}"
 fmnist_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fmnist_venv="$FMNIST_CACHE_DIR/venv"
-fmnist_torch_lib="$(ls -d "$fmnist_venv"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)"
+fmnist_torch_lib="$(ls -d "$fmnist_venv"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1 || true)"
 if [ -z "$fmnist_torch_lib" ]; then
   # Not installed yet: the path setup.sh will create.
   fmnist_pyver="$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || echo python3)"
