@@ -19,3 +19,6 @@ tsne_row "5,000 training images (auto)" 3 0.80 --n 5000
 tsne_row "5,000 training images, FIt-SNE" 3 0.80 --n 5000 --method fitsne
 tsne_row "all 70,000 images (auto)" 90 0.84 --pool all --n 70000
 tsne_row "all 70,000 images, Barnes-Hut" 90 0.84 --pool all --n 70000 --method barnes-hut
+
+echo "== training throughput, kit vs the same network in PyTorch eager (20 timed steps each)"
+python scripts/bench_train.py 20 cnn4 resnet

@@ -134,6 +134,22 @@ impl ImageSet {
             .collect()
     }
 
+    /// The first `per_class` images of each class, class by class (labels 0, 0, …, 1, 1, …).
+    pub fn examples_per_class(&self, per_class: usize) -> Result<ImageSet> {
+        let mut idx = Vec::with_capacity(per_class * NUM_CLASSES);
+        for class in 0..NUM_CLASSES as u8 {
+            let found = self.indices_of_class(class, per_class);
+            if found.len() < per_class {
+                return Err(Error::param(
+                    "per_class",
+                    format!("class {} has {} images, {per_class} asked", class_name(class as usize), found.len()),
+                ));
+            }
+            idx.extend(found);
+        }
+        self.select(&idx)
+    }
+
     /// Mean and standard deviation of all pixels, on the 0..1 scale.
     pub fn pixel_mean_std(&self) -> (f64, f64) {
         if self.images.is_empty() {

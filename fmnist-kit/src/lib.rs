@@ -4,15 +4,21 @@
 //! through `tch`. The modules follow the walkthrough:
 //!
 //! - [`data`]: read `data.tar.gz` or the official idx files, cache, split, class names;
+//! - [`augment`]: batched, seeded flips, shifts, zoom, brightness and random erasing;
+//! - [`models`]: the original's 4-layer CNN and ResNet, with summaries;
+//! - [`train`]: the trainer (Adam/SGD, L2, reduce-LR, early stopping, checkpoints, resume);
 //! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full);
 //! - [`tsne`]: PCA + t-SNE of raw pixels or learned features, 10-NN accuracy of an embedding;
 //! - [`viz`]: figures that show inline in evcxr and save as PNG.
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type.
 
+pub mod augment;
 pub mod data;
 pub mod error;
+pub mod models;
 pub mod profile;
+pub mod train;
 pub mod tsne;
 pub mod viz;
 

@@ -143,6 +143,21 @@ impl Profile {
         }
     }
 
+    /// Where notebooks and the CLI keep this profile's checkpoints and results:
+    /// `$FMNIST_ARTIFACTS/<profile>`, else `artifacts/<profile>` in the project folder (the
+    /// nearest folder, from the current one up, that holds `data/`), else in the current folder.
+    pub fn artifacts_dir(&self) -> std::path::PathBuf {
+        let base = std::env::var_os("FMNIST_ARTIFACTS")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let cwd = std::env::current_dir().ok()?;
+                cwd.ancestors().find(|d| d.join("data").is_dir()).map(|d| d.join("artifacts"))
+            })
+            .unwrap_or_else(|| std::path::PathBuf::from("artifacts"));
+        base.join(self.name.to_string())
+    }
+
     /// The profile named by `FMNIST_PROFILE` (default `quick`); an unknown name is an error.
     pub fn from_env() -> Result<Profile> {
         match std::env::var("FMNIST_PROFILE") {

@@ -733,3 +733,140 @@ mod tests {
         assert!(v.to_html_img().unwrap().starts_with("<img width=\"10\""));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Training curves and augmentation galleries
+// ---------------------------------------------------------------------------------------------
+
+/// Loss and accuracy per epoch, training and validation in each panel (side by side).
+pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
+    if history.epochs.is_empty() {
+        return Err(Error::param("history", "no epoch to draw"));
+    }
+    let epochs: Vec<f64> = history.epochs.iter().map(|e| e.epoch as f64).collect();
+    let panel = |title: &str, train: Vec<f64>, val: Vec<f64>| -> Result<Figure> {
+        let all = train.iter().chain(&val).copied().filter(|v| v.is_finite());
+        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let x0 = epochs[0];
+        let x1 = epochs[epochs.len() - 1].max(x0 + 1.0);
+        Figure::draw(560, 360, |root| {
+            root.fill(&WHITE).map_err(plot_err)?;
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, (FONT, 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(plot_err)?;
+            for (name, values, (r, g, b)) in [("train", &train, CLASS_COLORS[0]), ("validation", &val, CLASS_COLORS[1])] {
+                let color = RGBColor(r, g, b);
+                let pts: Vec<(f64, f64)> = epochs.iter().copied().zip(values.iter().copied()).collect();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(plot_err)?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                chart
+                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                    .map_err(plot_err)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((FONT, 12))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(plot_err)?;
+            Ok(())
+        })
+    };
+    let loss = panel(
+        &format!("{} loss", history.model),
+        history.epochs.iter().map(|e| e.train_loss).collect(),
+        history.epochs.iter().map(|e| e.val_loss).collect(),
+    )?;
+    let acc = panel(
+        &format!("{} accuracy", history.model),
+        history.epochs.iter().map(|e| e.train_accuracy).collect(),
+        history.epochs.iter().map(|e| e.val_accuracy).collect(),
+    )?;
+    Ok(Figure::hstack(&[loss, acc]))
+}
+
+/// One row per `(name, config)`: the same images of `set` passed through each augmentation.
+pub fn augmentation_rows(set: &ImageSet, rows: &[(String, crate::augment::AugmentConfig)], seed: u64) -> Result<Figure> {
+    if set.is_empty() || rows.is_empty() {
+        return Err(Error::param("set", "need at least one image and one augmentation"));
+    }
+    let x = set.images_tensor();
+    let mut tiles = Vec::new();
+    for (r, (_, cfg)) in rows.iter().enumerate() {
+        let mut aug = crate::augment::Augmenter::new(cfg.clone(), seed.wrapping_add(r as u64))?;
+        let y = aug.apply(&x)?;
+        let flat: Vec<f32> = Vec::<f32>::try_from(y.flatten(0, -1))?;
+        for (i, px) in flat.chunks(IMAGE_SIDE * IMAGE_SIDE).enumerate() {
+            let title = if r == 0 { CLASS_NAMES[set.labels[i] as usize % NUM_CLASSES].to_string() } else { String::new() };
+            tiles.push(ImageTile::from_f32(px.to_vec(), IMAGE_SIDE, IMAGE_SIDE, title)?);
+        }
+    }
+    image_grid(
+        &tiles,
+        &ImageGridConfig {
+            columns: set.len(),
+            scale: 3,
+            title: Some("The same training images through each augmentation".into()),
+            row_labels: rows.iter().map(|(n, _)| n.clone()).collect(),
+            inverted: true,
+        },
+    )
+}
+
+/// A `side × side` grid of one image erased `side²` times with `erasing`.
+pub fn erasing_grid(image: &ImageSet, erasing: &crate::augment::RandomErasing, side: usize, seed: u64) -> Result<Figure> {
+    if image.is_empty() || side == 0 {
+        return Err(Error::param("image", "need one image and a grid side of at least 1"));
+    }
+    let one = image.first(1);
+    let n = (side * side) as i64;
+    let x = one.images_tensor().expand([n, 1, 28, 28], false).contiguous();
+    let cfg = crate::augment::AugmentConfig {
+        erasing: Some(erasing.clone()),
+        ..Default::default()
+    };
+    let (y, boxes) = crate::augment::Augmenter::new(cfg, seed)?.apply_recorded(&x)?;
+    let flat: Vec<f32> = Vec::<f32>::try_from(y.flatten(0, -1))?;
+    let tiles = flat
+        .chunks(IMAGE_SIDE * IMAGE_SIDE)
+        .enumerate()
+        .map(|(i, px)| {
+            let title = if boxes.applied.get(i).copied().unwrap_or(false) {
+                format!("{}×{} box", boxes.height[i], boxes.width[i])
+            } else {
+                "not erased".to_string()
+            };
+            ImageTile::from_f32(px.to_vec(), IMAGE_SIDE, IMAGE_SIDE, title)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    image_grid(
+        &tiles,
+        &ImageGridConfig {
+            columns: side,
+            scale: 4,
+            title: Some(format!(
+                "Random erasing: p {}, area {}–{}, aspect {}–{}",
+                erasing.p, erasing.area.0, erasing.area.1, erasing.aspect.0, erasing.aspect.1
+            )),
+            row_labels: Vec::new(),
+            inverted: true,
+        },
+    )
+}

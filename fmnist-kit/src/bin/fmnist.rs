@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use fmnist_kit::data::{self, CachePolicy, ImageSet, CLASS_NAMES};
+use fmnist_kit::models::{self, ModelKind};
+use fmnist_kit::train::{self, Trainer};
+use fmnist_kit::{Profile, ProfileName};
 use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
 use fmnist_kit::viz::ClassScatter;
 
@@ -47,6 +50,15 @@ enum Command {
     },
     /// Embed training images in 2-D with t-SNE and score the embedding by 10-NN accuracy.
     Tsne(TsneArgs),
+    /// Layers, output shapes and trainable parameters of a network (like Keras's summary()).
+    Summary {
+        #[arg(long, value_enum)]
+        model: ModelArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a network on the 80/20 split, keep the best checkpoint, report test accuracy.
+    Train(TrainArgs),
     /// Benchmarks that print figures (used by `make bench`).
     Bench {
         #[command(subcommand)]
@@ -93,8 +105,68 @@ struct TsneArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long, value_enum)]
+    model: ModelArg,
+    /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override the profile's epoch count.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the profile's batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Checkpoint folder [default: artifacts/<profile>/<model>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the last checkpoint in the output folder.
+    #[arg(long)]
+    resume: bool,
+    /// Train without augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Cnn4,
+    Resnet,
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(m: ModelArg) -> ModelKind {
+        match m {
+            ModelArg::Cnn4 => ModelKind::Cnn4,
+            ModelArg::Resnet => ModelKind::ResNet,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Training throughput (images/s) with and without the model's original augmentation.
+    Train {
+        #[arg(long, value_enum)]
+        model: ModelArg,
+        /// Timed steps per measurement (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Batch size [default: the original's, 256 for cnn4 and 32 for resnet]
+        #[arg(long)]
+        batch_size: Option<usize>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Load times of the tarball: parsing (no cache), first load (writes the cache), cached load.
     Load {
         #[arg(long)]
@@ -144,9 +216,21 @@ fn run(cli: Cli) -> Result<()> {
         } => prepare_data(&source, &out, expect_sha256.as_deref(), json),
         Command::DataInfo { data, no_cache, json } => data_info(data, no_cache, json),
         Command::Tsne(args) => run_tsne(args),
+        Command::Summary { model, json } => run_summary(model.into(), json),
+        Command::Train(args) => run_train(args),
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
+        Command::Bench {
+            what:
+                BenchCommand::Train {
+                    model,
+                    steps,
+                    batch_size,
+                    data,
+                    json,
+                },
+        } => bench_train(model.into(), steps, batch_size, data, json),
     }
 }
 
@@ -307,6 +391,91 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
     }
 }
 
+fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = models::build(kind, &vs.root())?;
+    let summary = models::summary(model.as_ref(), tch::Device::Cpu)?;
+    if json_out {
+        print_json(&serde_json::to_value(&summary)?)
+    } else {
+        println!("{summary}");
+        Ok(())
+    }
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let profile = match &a.profile {
+        Some(p) => Profile::named(p.parse::<ProfileName>()?),
+        None => Profile::from_env()?,
+    };
+    let kind: ModelKind = a.model.into();
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let split = data::train_validation_split(&d.train, &data::SplitConfig::default())?;
+    let (mut config, subset) = train::profile_setup(kind, &profile);
+    if let Some(e) = a.epochs {
+        config.epochs = e;
+    }
+    if let Some(b) = a.batch_size {
+        config.batch_size = b;
+    }
+    if a.no_augment {
+        config.augment = Default::default();
+    }
+    config.seed = a.seed;
+    config.verbose = !a.json;
+    let out = a.out.unwrap_or_else(|| profile.artifacts_dir().join(kind.to_string()));
+    config.checkpoint_dir = Some(out.clone());
+    let train_set = subset.map_or(split.train.clone(), |n| split.train.first(n));
+    let val_set = profile.validation_subset.map_or(split.validation.clone(), |n| split.validation.first(n));
+    let test_set = profile.test_subset.map_or(d.test.clone(), |n| d.test.first(n));
+    let device = train::best_device();
+    let mut trainer = if a.resume && out.join("state.json").is_file() {
+        let t = Trainer::resume(kind, config, device, &out)?;
+        if !a.json {
+            println!("resuming {} from {} after epoch {}", kind, out.display(), t.epochs_done());
+        }
+        t
+    } else {
+        if a.resume && !a.json {
+            println!("no checkpoint in {}: starting afresh", out.display());
+        }
+        Trainer::new(kind, config, device)?
+    };
+    if !a.json {
+        println!(
+            "training {kind} on {} images ({} validation) on {device:?}, profile {}, {} epochs, batch {}",
+            train_set.len(),
+            val_set.len(),
+            profile.name,
+            trainer.config.epochs,
+            trainer.config.batch_size
+        );
+    }
+    let start = Instant::now();
+    trainer.fit(&train_set, &val_set)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let test = trainer.evaluate(&test_set)?;
+    let result = train::RunResult::new(&trainer, &profile.name.to_string(), train_set.len(), train_seconds, &test);
+    result.save(&out)?;
+    let mut v = serde_json::to_value(&result)?;
+    v["checkpoint"] = json!(out.join("best.safetensors"));
+    v["history"] = json!(out.join("history.json"));
+    if a.json {
+        print_json(&v)
+    } else {
+        println!(
+            "test accuracy {:.4} (loss {:.4}) on {} images; {:.0} s of training; best weights in {}",
+            test.accuracy,
+            test.loss,
+            test.images,
+            train_seconds,
+            out.join("best.safetensors").display()
+        );
+        Ok(())
+    }
+}
+
 fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()> {
     let path = data_path(data);
     let repeat = repeat.max(1);
@@ -345,6 +514,41 @@ fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()
         println!("  parse, no cache          {parse_only:.3} s");
         println!("  first load (writes cache) {first:.3} s   target <= 0.7 s: {}", verdict(first <= 0.7));
         println!("  cached load              {cached:.3} s   target <= 0.05 s: {}", verdict(cached <= 0.05));
+        Ok(())
+    }
+}
+
+fn bench_train(kind: ModelKind, steps: usize, batch_size: Option<usize>, data: Option<PathBuf>, json_out: bool) -> Result<()> {
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let full = Profile::named(ProfileName::Full);
+    let (mut config, _) = train::profile_setup(kind, &full);
+    if let Some(b) = batch_size {
+        config.batch_size = b;
+    }
+    config.verbose = false;
+    let device = train::best_device();
+    let set = d.train.first((config.batch_size * steps.max(8)).min(d.train.len()));
+    let measure = |augment: bool| -> Result<f64> {
+        let mut t = Trainer::new(kind, config.clone(), device)?;
+        Ok(t.measure_throughput(&set, steps, augment)?)
+    };
+    let noaug = measure(false)?;
+    let aug = measure(true)?;
+    let share = 1.0 - aug / noaug;
+    if json_out {
+        print_json(&json!({
+            "model": kind, "batch_size": config.batch_size, "steps": steps, "device": format!("{device:?}"),
+            "threads": tch::get_num_threads(), "images_per_s_noaug": noaug, "images_per_s_aug": aug,
+            "augmentation_share": share,
+        }))
+    } else {
+        println!(
+            "{kind}, batch {}, {device:?}, {} threads: {noaug:.0} images/s without augmentation, {aug:.0} with (augmentation {:.1}% of a step)",
+            config.batch_size,
+            tch::get_num_threads(),
+            share * 100.0
+        );
         Ok(())
     }
 }

@@ -1,0 +1,81 @@
+//! Training runs that compare two histories bit for bit. libtorch's CPU generator is global to the
+//! process (weight init, dropout), so these tests hold one lock and live in their own test binary,
+//! away from tests that draw random tensors concurrently.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::synthetic_set;
+use fmnist_kit::augment::AugmentConfig;
+use fmnist_kit::data::ImageSet;
+use fmnist_kit::models::ModelKind;
+use fmnist_kit::train::{TrainConfig, Trainer};
+use tch::{Device, Kind};
+
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+fn config(epochs: usize, augment: AugmentConfig) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 32,
+        verbose: false,
+        augment,
+        ..Default::default()
+    }
+}
+
+fn losses(t: &Trainer) -> Vec<(usize, f64, f64, f64)> {
+    t.history.epochs.iter().map(|e| (e.epoch, e.train_loss, e.val_loss, e.val_accuracy)).collect()
+}
+
+#[test]
+fn learns_and_a_seed_gives_the_same_history() {
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, val): (ImageSet, ImageSet) = (synthetic_set(320, 1), synthetic_set(100, 2));
+    let mut plain = Trainer::new(ModelKind::Cnn4, config(3, AugmentConfig::default()), Device::Cpu).unwrap();
+    plain.fit(&train, &val).unwrap();
+    let e = &plain.history.epochs;
+    assert!(e[2].train_loss < e[0].train_loss, "the loss falls: {e:?}");
+    assert!(e[2].train_accuracy > 0.5, "distinct bands are learnt: {e:?}");
+    let p = plain.predict_proba(&val).unwrap();
+    assert_eq!(p.size(), vec![100, 10]);
+    assert!((p.sum(Kind::Double).double_value(&[]) - 100.0).abs() < 1e-3);
+
+    let run = || {
+        let mut t = Trainer::new(ModelKind::Cnn4, config(2, AugmentConfig::original_cnn()), Device::Cpu).unwrap();
+        t.fit(&train, &val).unwrap();
+        losses(&t)
+    };
+    assert_eq!(run(), run(), "same seed, same history (augmentation and dropout included)");
+}
+
+#[test]
+fn resume_continues_exactly_where_it_stopped() {
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, val) = (synthetic_set(200, 3), synthetic_set(60, 4));
+    let with_dir = |epochs, dir: &std::path::Path| TrainConfig {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        restore_best: false,
+        ..config(epochs, AugmentConfig::original_cnn())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(ModelKind::Cnn4, with_dir(2, dir.path()), Device::Cpu).unwrap();
+    first.fit(&train, &val).unwrap();
+    for f in ["last.safetensors", "best.safetensors", "optimizer.safetensors", "state.json", "history.json"] {
+        assert!(dir.path().join(f).is_file(), "{f} written");
+    }
+    drop(first);
+    let mut resumed = Trainer::resume(ModelKind::Cnn4, with_dir(3, dir.path()), Device::Cpu, dir.path()).unwrap();
+    assert_eq!(resumed.epochs_done(), 2);
+    resumed.fit(&train, &val).unwrap();
+
+    let straight_dir = tempfile::tempdir().unwrap();
+    let mut straight = Trainer::new(ModelKind::Cnn4, with_dir(3, straight_dir.path()), Device::Cpu).unwrap();
+    straight.fit(&train, &val).unwrap();
+    assert_eq!(losses(&resumed), losses(&straight), "an interrupted run ends like an uninterrupted one");
+    assert!(
+        Trainer::resume(ModelKind::ResNet, with_dir(3, dir.path()), Device::Cpu, dir.path()).is_err(),
+        "a checkpoint of another network is refused"
+    );
+}
