@@ -110,7 +110,7 @@ impl Profile {
                 train_subset: None,
                 validation_subset: None,
                 test_subset: None,
-                cnn_epochs: 8,
+                cnn_epochs: 15,
                 cnn_batch_size: 256,
                 resnet_epochs: 2,
                 resnet_train_subset: Some(12_000),

@@ -85,7 +85,7 @@ println!("{}", models::summary(trainer.model(), device)?);
 md("""
 ## Training
 
-Adam at 1e-3, batch 256, the original CNN augmentation; the learning rate drops ×0.2 after 3 epochs
+Adam at 1e-3, batch 256, the original CNN augmentation; the learning rate drops ×0.2 after 2 epochs
 without a better validation loss, training stops after 5, and the best epoch's weights are kept
 (`best.safetensors`, written through a temporary file). One line per epoch:
 """),
