@@ -22,7 +22,7 @@ class Cnn4(nn.Module):
         super().__init__()
         chans = [1, 32, 68, 128, 256]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(4))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c, eps=1e-3, momentum=0.01) for c in chans[1:])
+        self.bns = nn.ModuleList(nn.BatchNorm2d(c, eps=1e-3, momentum=0.1) for c in chans[1:])
         self.d1, self.d2, self.out = nn.Linear(256, 512), nn.Linear(512, 256), nn.Linear(256, 10)
 
     def forward(self, x):
@@ -41,9 +41,9 @@ class Block(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.c1 = nn.Conv2d(cin, cout, 3, stride, 1)
-        self.b1 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
+        self.b1 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)
         self.c2 = nn.Conv2d(cout, cout, 3, 1, 1)
-        self.b2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
+        self.b2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)
         self.proj = nn.Conv2d(cin, cout, 1, stride) if (stride != 1 or cin != cout) else None
 
     def forward(self, x):
@@ -56,7 +56,7 @@ class ResNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(1, 64, 7, 2, 3)
-        self.stem_bn = nn.BatchNorm2d(64, eps=1e-3, momentum=0.01)
+        self.stem_bn = nn.BatchNorm2d(64, eps=1e-3, momentum=0.1)
         blocks, cin = [], 64
         for s, f in enumerate([64, 128, 256, 512]):
             for b in range(2):

@@ -9,9 +9,12 @@
 //!   11,178,378 trainable parameters.
 //!
 //! Both take images `[N, 1, 28, 28]` (floats in 0..1) and return logits `[N, 10]`. Like Keras,
-//! convolutions carry biases; batch norm has Keras's epsilon (1e-3) and momentum (0.99, which
-//! is 0.01 in PyTorch's convention). Counts follow Keras: batch norm's scale and shift are
-//! trainable, its running statistics are not.
+//! convolutions carry biases and batch norm has epsilon 1e-3. Its running statistics move at
+//! PyTorch's rate 0.1 rather than Keras's 0.01 (momentum 0.99): at Keras's rate, after the 188
+//! batches of a first epoch the running statistics were still far from the data, and the
+//! validation accuracy read 0.19 while the training accuracy was 0.72 (measured), which misleads
+//! early stopping and the learning-rate schedule. Counts follow Keras: batch norm's scale and shift
+//! are trainable, its running statistics are not.
 
 use serde::Serialize;
 use tch::nn::{self, ModuleT};
@@ -104,7 +107,7 @@ fn keras_bn(vs: nn::Path, channels: i64) -> nn::BatchNorm {
         channels,
         nn::BatchNormConfig {
             eps: 1e-3,
-            momentum: 0.01,
+            momentum: 0.1,
             ..Default::default()
         },
     )

@@ -716,6 +716,32 @@ mod tests {
     }
 
     #[test]
+    fn training_curves_draw_both_panels() {
+        use crate::train::{EpochRecord, History};
+        let rec = |epoch: usize, tl: f64, vl: f64| EpochRecord {
+            epoch,
+            train_loss: tl,
+            train_accuracy: 1.0 - tl / 3.0,
+            val_loss: vl,
+            val_accuracy: 1.0 - vl / 3.0,
+            learning_rate: 1e-3,
+            seconds: 1.0,
+            images_per_s: 100.0,
+        };
+        let h = History {
+            model: "cnn4".into(),
+            epochs: vec![rec(1, 1.0, 0.9), rec(2, 0.6, 0.7), rec(3, 0.4, 0.5)],
+            stop_reason: "completed".into(),
+        };
+        let fig = training_curves(&h).unwrap();
+        assert_eq!((fig.width, fig.height), (1120, 360));
+        let (r, g, b) = CLASS_COLORS[1];
+        let orange = fig.rgb.chunks(3).filter(|p| p == &[r, g, b]).count();
+        assert!(orange > 100, "validation lines drawn in both panels ({orange} pixels)");
+        assert!(training_curves(&History::default()).is_err());
+    }
+
+    #[test]
     fn stacking_and_saving() {
         let a = Figure::blank(10, 20);
         let mut b = Figure::blank(5, 5);
@@ -744,7 +770,7 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
         return Err(Error::param("history", "no epoch to draw"));
     }
     let epochs: Vec<f64> = history.epochs.iter().map(|e| e.epoch as f64).collect();
-    let panel = |title: &str, train: Vec<f64>, val: Vec<f64>| -> Result<Figure> {
+    let panel = |title: &str, train: Vec<f64>, val: Vec<f64>, legend: SeriesLabelPosition| -> Result<Figure> {
         let all = train.iter().chain(&val).copied().filter(|v| v.is_finite());
         let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let pad = ((hi - lo) * 0.1).max(1e-3);
@@ -762,7 +788,10 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
             chart
                 .configure_mesh()
                 .x_desc("epoch")
-                .x_label_formatter(&|v| format!("{v:.0}"))
+                .x_labels(epochs.len().clamp(2, 10))
+                .y_labels(6)
+                .light_line_style(RGBColor(235, 235, 235))
+                .x_label_formatter(&|v| if (v - v.round()).abs() < 1e-6 { format!("{v:.0}") } else { String::new() })
                 .label_style((FONT, 12))
                 .draw()
                 .map_err(plot_err)?;
@@ -783,7 +812,7 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font((FONT, 12))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .draw()
                 .map_err(plot_err)?;
             Ok(())
@@ -793,11 +822,13 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
         &format!("{} loss", history.model),
         history.epochs.iter().map(|e| e.train_loss).collect(),
         history.epochs.iter().map(|e| e.val_loss).collect(),
+        SeriesLabelPosition::UpperRight,
     )?;
     let acc = panel(
         &format!("{} accuracy", history.model),
         history.epochs.iter().map(|e| e.train_accuracy).collect(),
         history.epochs.iter().map(|e| e.val_accuracy).collect(),
+        SeriesLabelPosition::LowerRight,
     )?;
     Ok(Figure::hstack(&[loss, acc]))
 }
