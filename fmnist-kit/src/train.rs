@@ -465,8 +465,8 @@ impl Trainer {
         Ok((data_loss, logits))
     }
 
-    /// Training throughput in images/s: the best of three rounds of `steps` batches of `set`
-    /// (after 3 warm-up steps), with or without the configured augmentation. This trains the network.
+    /// Training throughput in images/s over `steps` batches of `set` (after 3 warm-up steps),
+    /// with or without the configured augmentation. This trains the network.
     pub fn measure_throughput(&mut self, set: &ImageSet, steps: usize, augment: bool) -> Result<f64> {
         let bs = self.config.batch_size;
         if set.len() < bs || steps == 0 {
@@ -492,12 +492,8 @@ impl Trainer {
             Ok(start.elapsed().as_secs_f64())
         };
         run(self, 3)?;
-        // Best of three rounds: the machine's other work only ever slows a round down.
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            best = best.min(run(self, steps)?);
-        }
-        Ok((steps * bs) as f64 / best)
+        let seconds = run(self, steps)?;
+        Ok((steps * bs) as f64 / seconds)
     }
 
     fn zero_grad(&mut self) -> Result<()> {
