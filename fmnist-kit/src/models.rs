@@ -77,12 +77,35 @@ pub trait Classifier: ModuleT {
     fn kind(&self) -> ModelKind;
     /// `coefficient × Σ w²` over the kernels the original regularised (Keras's `kernel_regularizer`).
     fn l2_penalty(&self) -> Tensor;
-    /// Every named intermediate output for `xs` (`[N, 1, 28, 28]`), in order, ending with the logits.
-    fn activations(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)>;
     /// The layers and their trainable parameter counts, in order, for [`summary`].
     fn layers(&self) -> Vec<(String, i64)>;
+    /// Runs the network on `xs` (`[N, 1, 28, 28]`), pushing every named intermediate output onto
+    /// `record` when one is given. Returns the features before the classifier (`[N, D]`) and the
+    /// logits (`[N, 10]`).
+    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor);
+
+    /// Every named intermediate output for `xs`, in order, ending with the logits.
+    fn activations(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        let _ = self.run(xs, train, Some(&mut out));
+        out
+    }
+
     /// Output of the layer before the classifier (`[N, D]`): the learned features.
-    fn features(&self, xs: &Tensor, train: bool) -> Tensor;
+    fn features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.run(xs, train, None).0
+    }
+}
+
+/// Pushes named outputs onto an optional list (the `record` of [`Classifier::run`]).
+struct Recorder<'a>(Option<&'a mut Vec<(String, Tensor)>>);
+
+impl Recorder<'_> {
+    fn keep(&mut self, name: impl Into<String>, t: &Tensor) {
+        if let Some(r) = self.0.as_deref_mut() {
+            r.push((name.into(), t.shallow_clone()));
+        }
+    }
 }
 
 fn numel(t: &Tensor) -> i64 {
@@ -224,35 +247,6 @@ impl Cnn4 {
             config: config.clone(),
         })
     }
-
-    fn run(&self, xs: &Tensor, train: bool, mut record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
-        let mut keep = |name: String, t: &Tensor| {
-            if let Some(r) = record.as_deref_mut() {
-                r.push((name, t.shallow_clone()));
-            }
-        };
-        let mut x = xs.shallow_clone();
-        for (i, (conv, bn)) in self.convs.iter().zip(&self.norms).enumerate() {
-            let n = i + 1;
-            x = x.apply(conv);
-            keep(format!("conv{n}"), &x);
-            x = self.config.activation.apply(&x);
-            keep(format!("act{n}"), &x);
-            x = x.apply_t(bn, train);
-            keep(format!("bn{n}"), &x);
-            x = x.max_pool2d_default(2);
-            keep(format!("pool{n}"), &x);
-        }
-        x = x.flatten(1, -1);
-        for (i, d) in self.dense.iter().enumerate() {
-            x = self.config.activation.apply(&x.apply(d));
-            keep(format!("dense{}", i + 1), &x);
-            x = x.dropout(self.config.dropout, train);
-        }
-        let logits = x.apply(&self.output);
-        keep("output".into(), &logits);
-        (x, logits)
-    }
 }
 
 impl ModuleT for Cnn4 {
@@ -274,12 +268,6 @@ impl Classifier for Cnn4 {
         total
     }
 
-    fn activations(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        let _ = self.run(xs, train, Some(&mut out));
-        out
-    }
-
     fn layers(&self) -> Vec<(String, i64)> {
         let mut v = Vec::new();
         for (i, (c, b)) in self.convs.iter().zip(&self.norms).enumerate() {
@@ -296,8 +284,29 @@ impl Classifier for Cnn4 {
         v
     }
 
-    fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.run(xs, train, None).0
+    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
+        let mut rec = Recorder(record);
+        let mut x = xs.shallow_clone();
+        for (i, (conv, bn)) in self.convs.iter().zip(&self.norms).enumerate() {
+            let n = i + 1;
+            x = x.apply(conv);
+            rec.keep(format!("conv{n}"), &x);
+            x = self.config.activation.apply(&x);
+            rec.keep(format!("act{n}"), &x);
+            x = x.apply_t(bn, train);
+            rec.keep(format!("bn{n}"), &x);
+            x = x.max_pool2d_default(2);
+            rec.keep(format!("pool{n}"), &x);
+        }
+        x = x.flatten(1, -1);
+        for (i, d) in self.dense.iter().enumerate() {
+            x = self.config.activation.apply(&x.apply(d));
+            rec.keep(format!("dense{}", i + 1), &x);
+            x = x.dropout(self.config.dropout, train);
+        }
+        let logits = x.apply(&self.output);
+        rec.keep("output", &logits);
+        (x, logits)
     }
 }
 
@@ -438,31 +447,6 @@ impl ResNet {
             config: config.clone(),
         })
     }
-
-    fn run(&self, xs: &Tensor, train: bool, mut record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
-        let mut keep = |name: String, t: &Tensor| {
-            if let Some(r) = record.as_deref_mut() {
-                r.push((name, t.shallow_clone()));
-            }
-        };
-        let mut x = xs.apply(&self.stem);
-        keep("stem_conv".into(), &x);
-        x = x.apply_t(&self.stem_bn, train);
-        keep("stem_bn".into(), &x);
-        x = x.relu();
-        keep("stem_act".into(), &x);
-        for (s, stage) in self.stages.iter().enumerate() {
-            for (b, block) in stage.iter().enumerate() {
-                x = block.forward(&x, train);
-                keep(format!("stage{}_block{}", s + 1, b + 1), &x);
-            }
-        }
-        let pooled = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        keep("avg_pool".into(), &pooled);
-        let logits = pooled.apply(&self.output);
-        keep("output".into(), &logits);
-        (pooled, logits)
-    }
 }
 
 impl ModuleT for ResNet {
@@ -490,12 +474,6 @@ impl Classifier for ResNet {
         total
     }
 
-    fn activations(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        let _ = self.run(xs, train, Some(&mut out));
-        out
-    }
-
     fn layers(&self) -> Vec<(String, i64)> {
         let mut v = vec![
             ("stem_conv".to_string(), conv_params(&self.stem)),
@@ -512,8 +490,25 @@ impl Classifier for ResNet {
         v
     }
 
-    fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.run(xs, train, None).0
+    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
+        let mut rec = Recorder(record);
+        let mut x = xs.apply(&self.stem);
+        rec.keep("stem_conv", &x);
+        x = x.apply_t(&self.stem_bn, train);
+        rec.keep("stem_bn", &x);
+        x = x.relu();
+        rec.keep("stem_act", &x);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                x = block.forward(&x, train);
+                rec.keep(format!("stage{}_block{}", s + 1, b + 1), &x);
+            }
+        }
+        let pooled = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        rec.keep("avg_pool", &pooled);
+        let logits = pooled.apply(&self.output);
+        rec.keep("output", &logits);
+        (pooled, logits)
     }
 }
 
