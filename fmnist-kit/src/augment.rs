@@ -134,18 +134,30 @@ impl AugmentConfig {
         frac("zoom", self.zoom)?;
         if let Some((lo, hi)) = self.brightness {
             if !(lo >= 0.0 && lo <= hi && hi.is_finite()) {
-                return Err(Error::param("brightness", format!("({lo}, {hi}) is not a range of non-negative factors")));
+                return Err(Error::param(
+                    "brightness",
+                    format!("({lo}, {hi}) is not a range of non-negative factors"),
+                ));
             }
         }
         if let Some(e) = &self.erasing {
             if !(0.0..=1.0).contains(&e.p) {
-                return Err(Error::param("erasing.p", format!("{} is not a probability", e.p)));
+                return Err(Error::param(
+                    "erasing.p",
+                    format!("{} is not a probability", e.p),
+                ));
             }
             if !(e.area.0 > 0.0 && e.area.0 <= e.area.1 && e.area.1 <= 1.0) {
-                return Err(Error::param("erasing.area", format!("{:?} is not a range inside (0, 1]", e.area)));
+                return Err(Error::param(
+                    "erasing.area",
+                    format!("{:?} is not a range inside (0, 1]", e.area),
+                ));
             }
             if !(e.aspect.0 > 0.0 && e.aspect.0 <= e.aspect.1 && e.aspect.1.is_finite()) {
-                return Err(Error::param("erasing.aspect", format!("{:?} is not a positive range", e.aspect)));
+                return Err(Error::param(
+                    "erasing.aspect",
+                    format!("{:?} is not a positive range", e.aspect),
+                ));
             }
             if e.attempts == 0 {
                 return Err(Error::param("erasing.attempts", "must be at least 1"));
@@ -161,13 +173,61 @@ pub fn showcase() -> Vec<(String, AugmentConfig)> {
     let none = AugmentConfig::default();
     vec![
         ("original".into(), none.clone()),
-        ("flip".into(), AugmentConfig { horizontal_flip: true, ..none.clone() }),
-        ("width shift 0.2".into(), AugmentConfig { width_shift: 0.2, ..none.clone() }),
-        ("height shift 0.2".into(), AugmentConfig { height_shift: 0.2, ..none.clone() }),
-        ("zoom 0.2".into(), AugmentConfig { zoom: 0.2, ..none.clone() }),
-        ("brightness 0.5-1.5".into(), AugmentConfig { brightness: Some((0.5, 1.5)), ..none.clone() }),
-        ("erasing (original)".into(), AugmentConfig { erasing: Some(RandomErasing { p: 1.0, ..RandomErasing::original() }), ..none.clone() }),
-        ("erasing (paper)".into(), AugmentConfig { erasing: Some(RandomErasing { p: 1.0, ..RandomErasing::paper() }), ..none.clone() }),
+        (
+            "flip".into(),
+            AugmentConfig {
+                horizontal_flip: true,
+                ..none.clone()
+            },
+        ),
+        (
+            "width shift 0.2".into(),
+            AugmentConfig {
+                width_shift: 0.2,
+                ..none.clone()
+            },
+        ),
+        (
+            "height shift 0.2".into(),
+            AugmentConfig {
+                height_shift: 0.2,
+                ..none.clone()
+            },
+        ),
+        (
+            "zoom 0.2".into(),
+            AugmentConfig {
+                zoom: 0.2,
+                ..none.clone()
+            },
+        ),
+        (
+            "brightness 0.5-1.5".into(),
+            AugmentConfig {
+                brightness: Some((0.5, 1.5)),
+                ..none.clone()
+            },
+        ),
+        (
+            "erasing (original)".into(),
+            AugmentConfig {
+                erasing: Some(RandomErasing {
+                    p: 1.0,
+                    ..RandomErasing::original()
+                }),
+                ..none.clone()
+            },
+        ),
+        (
+            "erasing (paper)".into(),
+            AugmentConfig {
+                erasing: Some(RandomErasing {
+                    p: 1.0,
+                    ..RandomErasing::paper()
+                }),
+                ..none.clone()
+            },
+        ),
         ("CNN pipeline".into(), AugmentConfig::original_cnn()),
         ("ResNet pipeline".into(), AugmentConfig::original_resnet()),
     ]
@@ -221,14 +281,20 @@ impl Augmenter {
     pub fn apply_recorded(&mut self, images: &Tensor) -> Result<(Tensor, ErasedBoxes)> {
         let size = images.size();
         let [n, _c, h, w] = size[..] else {
-            return Err(Error::param("images", format!("expected [N, C, H, W], got {size:?}")));
+            return Err(Error::param(
+                "images",
+                format!("expected [N, C, H, W], got {size:?}"),
+            ));
         };
         let device = images.device();
         let cfg = self.config.clone();
         let mut x = images.shallow_clone();
-        if cfg.horizontal_flip || cfg.width_shift > 0.0 || cfg.height_shift > 0.0 || cfg.zoom > 0.0 {
+        if cfg.horizontal_flip || cfg.width_shift > 0.0 || cfg.height_shift > 0.0 || cfg.zoom > 0.0
+        {
             let flip = if cfg.horizontal_flip {
-                self.uniform(&[n], 0.0, 1.0, device).lt(0.5).to_kind(Kind::Float)
+                self.uniform(&[n], 0.0, 1.0, device)
+                    .lt(0.5)
+                    .to_kind(Kind::Float)
             } else {
                 Tensor::zeros([n], (Kind::Float, device))
             };
@@ -262,10 +328,20 @@ impl Augmenter {
         let area = self.uniform(&[n, a], e.area.0, e.area.1, cpu);
         let aspect = self.uniform(&[n, a], e.aspect.0, e.aspect.1, cpu);
         let pixels = (h * w) as f64;
-        let bh = (&area * &aspect * pixels).sqrt().round().to_kind(Kind::Int64);
-        let bw = (&area / &aspect * pixels).sqrt().round().to_kind(Kind::Int64);
-        let top = (self.uniform(&[n, a], 0.0, 1.0, cpu) * h as f64).floor().to_kind(Kind::Int64);
-        let left = (self.uniform(&[n, a], 0.0, 1.0, cpu) * w as f64).floor().to_kind(Kind::Int64);
+        let bh = (&area * &aspect * pixels)
+            .sqrt()
+            .round()
+            .to_kind(Kind::Int64);
+        let bw = (&area / &aspect * pixels)
+            .sqrt()
+            .round()
+            .to_kind(Kind::Int64);
+        let top = (self.uniform(&[n, a], 0.0, 1.0, cpu) * h as f64)
+            .floor()
+            .to_kind(Kind::Int64);
+        let left = (self.uniform(&[n, a], 0.0, 1.0, cpu) * w as f64)
+            .floor()
+            .to_kind(Kind::Int64);
         let fits = bh
             .ge(1)
             .logical_and(&bw.ge(1))
@@ -294,7 +370,8 @@ impl Augmenter {
         };
         let out = fill.to_kind(x.kind()).where_self(&mask, x);
         let vec_i = |t: &Tensor| Vec::<i64>::try_from(t).map_err(Error::Torch);
-        let vec_f = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).map_err(Error::Torch);
+        let vec_f =
+            |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).map_err(Error::Torch);
         let boxes = ErasedBoxes {
             applied: Vec::<bool>::try_from(&applied)?,
             top: vec_i(&top)?,
@@ -314,10 +391,20 @@ impl Augmenter {
 /// (positive moves content right / down), zoom factors `zx[i]`, `zy[i]` (> 1 magnifies).
 /// Each output pixel takes the input pixel nearest to its source point; points outside the
 /// image take the nearest edge pixel.
-pub fn transform(x: &Tensor, flip: &Tensor, dx: &Tensor, dy: &Tensor, zx: &Tensor, zy: &Tensor) -> Result<Tensor> {
+pub fn transform(
+    x: &Tensor,
+    flip: &Tensor,
+    dx: &Tensor,
+    dy: &Tensor,
+    zx: &Tensor,
+    zy: &Tensor,
+) -> Result<Tensor> {
     let size = x.size();
     let [n, c, h, w] = size[..] else {
-        return Err(Error::param("images", format!("expected [N, C, H, W], got {size:?}")));
+        return Err(Error::param(
+            "images",
+            format!("expected [N, C, H, W], got {size:?}"),
+        ));
     };
     let device = x.device();
     let opts = (Kind::Float, device);
@@ -333,8 +420,12 @@ pub fn transform(x: &Tensor, flip: &Tensor, dx: &Tensor, dy: &Tensor, zx: &Tenso
     let sy = (&ys - col(dy) - cy) / col(zy) + cy;
     let ix = sx.round().clamp(0.0, (w - 1) as f64).to_kind(Kind::Int64);
     let iy = sy.round().clamp(0.0, (h - 1) as f64).to_kind(Kind::Int64);
-    let idx = (iy * w + ix).view([n, 1, h * w]).expand([n, c, h * w], false);
-    Ok(x.reshape([n, c, h * w]).f_gather(2, &idx, false)?.view([n, c, h, w]))
+    let idx = (iy * w + ix)
+        .view([n, 1, h * w])
+        .expand([n, c, h * w], false);
+    Ok(x.reshape([n, c, h * w])
+        .f_gather(2, &idx, false)?
+        .view([n, c, h, w]))
 }
 
 /// Mirrors a batch `[N, C, H, W]` left-right (an exact mirror, no randomness).
@@ -347,7 +438,14 @@ pub fn shift(x: &Tensor, dx: i64, dy: i64) -> Result<Tensor> {
     let n = x.size().first().copied().unwrap_or(0);
     let dev = x.device();
     let full = |v: f64| Tensor::full([n], v, (Kind::Float, dev));
-    transform(x, &full(0.0), &full(dx as f64), &full(dy as f64), &full(1.0), &full(1.0))
+    transform(
+        x,
+        &full(0.0),
+        &full(dx as f64),
+        &full(dy as f64),
+        &full(1.0),
+        &full(1.0),
+    )
 }
 
 #[cfg(test)]
@@ -367,7 +465,10 @@ mod tests {
         let f = flip_horizontal(&x);
         for y in [0, 13, 27] {
             for c in [0, 5, 27] {
-                assert_eq!(f.double_value(&[1, 0, y, c]), x.double_value(&[1, 0, y, 27 - c]));
+                assert_eq!(
+                    f.double_value(&[1, 0, y, c]),
+                    x.double_value(&[1, 0, y, 27 - c])
+                );
             }
         }
         let ones = Tensor::ones([2], (Kind::Float, Device::Cpu));
@@ -382,13 +483,22 @@ mod tests {
         let x = ramp(1);
         let s = shift(&x, 3, -2).unwrap();
         // Content moves 3 right, 2 up.
-        assert_eq!(s.double_value(&[0, 0, 10, 13]), x.double_value(&[0, 0, 12, 10]));
+        assert_eq!(
+            s.double_value(&[0, 0, 10, 13]),
+            x.double_value(&[0, 0, 12, 10])
+        );
         // Left columns repeat the old column 0; bottom rows repeat the old last row.
         for c in 0..3 {
             assert_eq!(s.double_value(&[0, 0, 5, c]), x.double_value(&[0, 0, 7, 0]));
         }
-        assert_eq!(s.double_value(&[0, 0, 27, 20]), x.double_value(&[0, 0, 27, 17]));
-        assert_eq!(s.double_value(&[0, 0, 26, 20]), x.double_value(&[0, 0, 27, 17]));
+        assert_eq!(
+            s.double_value(&[0, 0, 27, 20]),
+            x.double_value(&[0, 0, 27, 17])
+        );
+        assert_eq!(
+            s.double_value(&[0, 0, 26, 20]),
+            x.double_value(&[0, 0, 27, 17])
+        );
         assert!(shift(&x, 0, 0).unwrap().equal(&x));
     }
 
@@ -409,7 +519,14 @@ mod tests {
     #[test]
     fn random_erasing_statistics_and_boxes() {
         let e = RandomErasing::original();
-        let mut a = Augmenter::new(AugmentConfig { erasing: Some(e.clone()), ..Default::default() }, 7).unwrap();
+        let mut a = Augmenter::new(
+            AugmentConfig {
+                erasing: Some(e.clone()),
+                ..Default::default()
+            },
+            7,
+        )
+        .unwrap();
         let x = Tensor::zeros([4000, 1, 28, 28], (Kind::Float, Device::Cpu));
         let (y, b) = a.apply_recorded(&x).unwrap();
         let hits = b.applied.iter().filter(|&&v| v).count() as f64;
@@ -421,14 +538,22 @@ mod tests {
         for i in 0..4000 {
             if b.applied[i] {
                 let (t, l, h, w) = (b.top[i], b.left[i], b.height[i], b.width[i]);
-                assert!(t >= 0 && l >= 0 && t + h <= 28 && l + w <= 28 && h >= 1 && w >= 1, "box {i} outside");
+                assert!(
+                    t >= 0 && l >= 0 && t + h <= 28 && l + w <= 28 && h >= 1 && w >= 1,
+                    "box {i} outside"
+                );
                 let (s, r) = (b.area_fraction[i], b.aspect[i]);
-                assert!((e.area.0..=e.area.1).contains(&s) && (e.aspect.0..=e.aspect.1).contains(&r));
+                assert!(
+                    (e.area.0..=e.area.1).contains(&s) && (e.aspect.0..=e.aspect.1).contains(&r)
+                );
                 assert_eq!(h, (s * r * 784.0).sqrt().round() as i64);
                 assert_eq!(w, (s / r * 784.0).sqrt().round() as i64);
                 // Uniform fill: only the box changed, and it holds random values.
                 let region = y.get(i as i64).get(0).narrow(0, t, h).narrow(1, l, w);
-                assert_eq!(y.get(i as i64).ne(0.0).sum(Kind::Int64).int64_value(&[]), region.ne(0.0).sum(Kind::Int64).int64_value(&[]));
+                assert_eq!(
+                    y.get(i as i64).ne(0.0).sum(Kind::Int64).int64_value(&[]),
+                    region.ne(0.0).sum(Kind::Int64).int64_value(&[])
+                );
                 assert!(changed[i] || h * w <= 2);
             } else {
                 assert!(!changed[i]);
@@ -439,7 +564,13 @@ mod tests {
     #[test]
     fn paper_erasing_uses_the_mean() {
         let mut a = Augmenter::new(
-            AugmentConfig { erasing: Some(RandomErasing { p: 1.0, ..RandomErasing::paper() }), ..Default::default() },
+            AugmentConfig {
+                erasing: Some(RandomErasing {
+                    p: 1.0,
+                    ..RandomErasing::paper()
+                }),
+                ..Default::default()
+            },
             3,
         )
         .unwrap();
@@ -455,15 +586,42 @@ mod tests {
     #[test]
     fn same_seed_same_batch_and_bad_configs_are_errors() {
         let x = Tensor::rand([32, 1, 28, 28], (Kind::Float, Device::Cpu));
-        let run = |seed| Augmenter::new(AugmentConfig::original_cnn(), seed).unwrap().apply(&x).unwrap();
+        let run = |seed| {
+            Augmenter::new(AugmentConfig::original_cnn(), seed)
+                .unwrap()
+                .apply(&x)
+                .unwrap()
+        };
         assert!(run(5).equal(&run(5)));
         assert!(!run(5).equal(&run(6)));
-        let z = Augmenter::new(AugmentConfig::original_resnet(), 1).unwrap().apply(&x).unwrap();
+        let z = Augmenter::new(AugmentConfig::original_resnet(), 1)
+            .unwrap()
+            .apply(&x)
+            .unwrap();
         assert_eq!(z.size(), x.size());
-        assert!(Augmenter::new(AugmentConfig { width_shift: 1.5, ..Default::default() }, 0).is_err());
-        let bad = RandomErasing { area: (0.5, 0.1), ..RandomErasing::original() };
-        assert!(Augmenter::new(AugmentConfig { erasing: Some(bad), ..Default::default() }, 0).is_err());
+        assert!(Augmenter::new(
+            AugmentConfig {
+                width_shift: 1.5,
+                ..Default::default()
+            },
+            0
+        )
+        .is_err());
+        let bad = RandomErasing {
+            area: (0.5, 0.1),
+            ..RandomErasing::original()
+        };
+        assert!(Augmenter::new(
+            AugmentConfig {
+                erasing: Some(bad),
+                ..Default::default()
+            },
+            0
+        )
+        .is_err());
         let mut a = Augmenter::new(AugmentConfig::original_cnn(), 0).unwrap();
-        assert!(a.apply(&Tensor::zeros([3, 28, 28], (Kind::Float, Device::Cpu))).is_err());
+        assert!(a
+            .apply(&Tensor::zeros([3, 28, 28], (Kind::Float, Device::Cpu)))
+            .is_err());
     }
 }

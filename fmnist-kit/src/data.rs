@@ -33,7 +33,16 @@ pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 pub const NUM_CLASSES: usize = 10;
 /// Class names, index = label, as the original project named them.
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
-    "t_shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boots",
+    "t_shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boots",
 ];
 /// Rows in the official training set.
 pub const TRAIN_ROWS: usize = 60_000;
@@ -94,9 +103,12 @@ impl ImageSet {
             labels: Vec::with_capacity(indices.len()),
         };
         for &i in indices {
-            let img = self
-                .image(i)
-                .ok_or_else(|| Error::param("indices", format!("index {i} is past the end ({} images)", self.len())))?;
+            let img = self.image(i).ok_or_else(|| {
+                Error::param(
+                    "indices",
+                    format!("index {i} is past the end ({} images)", self.len()),
+                )
+            })?;
             out.images.extend_from_slice(img);
             out.labels.push(self.labels[i]);
         }
@@ -142,7 +154,11 @@ impl ImageSet {
             if found.len() < per_class {
                 return Err(Error::param(
                     "per_class",
-                    format!("class {} has {} images, {per_class} asked", class_name(class as usize), found.len()),
+                    format!(
+                        "class {} has {} images, {per_class} asked",
+                        class_name(class as usize),
+                        found.len()
+                    ),
                 ));
             }
             idx.extend(found);
@@ -160,7 +176,12 @@ impl ImageSet {
             hist[p as usize] += 1;
         }
         let n = self.images.len() as f64;
-        let mean = hist.iter().enumerate().map(|(v, &c)| v as f64 * c as f64).sum::<f64>() / n;
+        let mean = hist
+            .iter()
+            .enumerate()
+            .map(|(v, &c)| v as f64 * c as f64)
+            .sum::<f64>()
+            / n;
         let var = hist
             .iter()
             .enumerate()
@@ -180,13 +201,26 @@ impl ImageSet {
                 continue;
             }
             counts[l] += 1;
-            for (s, &p) in sums[l].iter_mut().zip(&self.images[i * PIXELS..(i + 1) * PIXELS]) {
+            for (s, &p) in sums[l]
+                .iter_mut()
+                .zip(&self.images[i * PIXELS..(i + 1) * PIXELS])
+            {
                 *s += p as u64;
             }
         }
         sums.into_iter()
             .zip(counts)
-            .map(|(s, c)| s.into_iter().map(|v| if c == 0 { 0.0 } else { v as f32 / c as f32 / 255.0 }).collect())
+            .map(|(s, c)| {
+                s.into_iter()
+                    .map(|v| {
+                        if c == 0 {
+                            0.0
+                        } else {
+                            v as f32 / c as f32 / 255.0
+                        }
+                    })
+                    .collect()
+            })
             .collect()
     }
 
@@ -333,7 +367,8 @@ pub fn load_with(path: impl AsRef<Path>, cache: &CachePolicy) -> Result<FashionM
 
     let (train, test) = if path.is_dir() {
         let get = |i: usize| (&sources[i].0, sources[i].1.as_slice());
-        let (train_images, train_labels, test_images, test_labels) = (get(0), get(1), get(2), get(3));
+        let (train_images, train_labels, test_images, test_labels) =
+            (get(0), get(1), get(2), get(3));
         let train = idx_pair(train_images, train_labels)?;
         let test = idx_pair(test_images, test_labels)?;
         (train, test)
@@ -341,7 +376,9 @@ pub fn load_with(path: impl AsRef<Path>, cache: &CachePolicy) -> Result<FashionM
         parse_tarball(path, &sources[0].1)?
     };
 
-    let cache_warning = cache_file.as_ref().and_then(|cf| write_cache(cf, &train, &test).err().map(|e| e.to_string()));
+    let cache_warning = cache_file
+        .as_ref()
+        .and_then(|cf| write_cache(cf, &train, &test).err().map(|e| e.to_string()));
     Ok(FashionMnist {
         train,
         test,
@@ -357,7 +394,11 @@ pub fn load_with(path: impl AsRef<Path>, cache: &CachePolicy) -> Result<FashionM
 
 fn list_dir(dir: &Path) -> String {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     if names.is_empty() {
@@ -405,10 +446,16 @@ impl<R: Read> Read for GzProbe<R> {
 /// A gzip error; a stream that ends early is called truncated.
 fn gzip_error(path: &Path, detail: String) -> Error {
     let lower = detail.to_ascii_lowercase();
-    let truncated = ["unexpected end", "eof", "incomplete"].iter().any(|w| lower.contains(w));
+    let truncated = ["unexpected end", "eof", "incomplete"]
+        .iter()
+        .any(|w| lower.contains(w));
     Error::Gzip {
         path: path.into(),
-        detail: if truncated { format!("truncated: {detail}") } else { detail },
+        detail: if truncated {
+            format!("truncated: {detail}")
+        } else {
+            detail
+        },
     }
 }
 
@@ -422,7 +469,10 @@ fn member_split(name: &str) -> Option<Split2> {
 }
 
 fn is_unsafe_name(name: &str) -> bool {
-    name.starts_with('/') || name.starts_with('\\') || name.split(['/', '\\']).any(|c| c == "..") || name.contains(':')
+    name.starts_with('/')
+        || name.starts_with('\\')
+        || name.split(['/', '\\']).any(|c| c == "..")
+        || name.contains(':')
 }
 
 /// Reads the archive in a helper thread, sending member bytes in chunks that end at a line break.
@@ -516,22 +566,34 @@ fn parse_tarball(path: &Path, bytes: &[u8]) -> Result<(ImageSet, ImageSet)> {
             for msg in rx.iter() {
                 match msg {
                     Chunk::Begin(split, name) => {
-                        let rows = if split == Split2::Train { TRAIN_ROWS } else { TEST_ROWS };
+                        let rows = if split == Split2::Train {
+                            TRAIN_ROWS
+                        } else {
+                            TEST_ROWS
+                        };
                         current = Some((split, name, CsvParser::new(rows)));
                     }
                     Chunk::Bytes(b) => {
                         if let Some((_, name, parser)) = current.as_mut() {
-                            parser.feed(&b).map_err(|(loc, msg)| Error::data(path, format!("{name}: {loc}"), msg))?;
+                            parser.feed(&b).map_err(|(loc, msg)| {
+                                Error::data(path, format!("{name}: {loc}"), msg)
+                            })?;
                         }
                     }
                     Chunk::End => {
                         if let Some((split, name, parser)) = current.take() {
-                            let set = parser.finish().map_err(|(loc, msg)| Error::data(path, format!("{name}: {loc}"), msg))?;
+                            let set = parser.finish().map_err(|(loc, msg)| {
+                                Error::data(path, format!("{name}: {loc}"), msg)
+                            })?;
                             match split {
                                 Split2::Train if train.is_none() => train = Some(set),
                                 Split2::Test if test.is_none() => test = Some(set),
                                 _ => {
-                                    return Err(Error::data(path, name, "a second member for the same split"));
+                                    return Err(Error::data(
+                                        path,
+                                        name,
+                                        "a second member for the same split",
+                                    ));
                                 }
                             }
                         }
@@ -552,7 +614,11 @@ fn parse_tarball(path: &Path, bytes: &[u8]) -> Result<(ImageSet, ImageSet)> {
     // A parse error is the root cause when both fail (the producer then only saw a closed channel).
     parsed?;
     let seen = produced?;
-    let found = if seen.is_empty() { "no members".to_string() } else { seen.join(", ") };
+    let found = if seen.is_empty() {
+        "no members".to_string()
+    } else {
+        seen.join(", ")
+    };
     let train = train.ok_or_else(|| Error::MissingMember {
         path: path.into(),
         expected: format!("{TRAIN_MEMBER} (or {KAGGLE_TRAIN_MEMBER})"),
@@ -624,7 +690,11 @@ impl CsvParser {
                     format!("line {number} (header), field {}", i + 1),
                     format!(
                         "expected {:?}, found {f:?} (the header must be label,pixel1,...,pixel784)",
-                        if i > PIXELS { "end of line".to_string() } else { expected }
+                        if i > PIXELS {
+                            "end of line".to_string()
+                        } else {
+                            expected
+                        }
                     ),
                 ));
             }
@@ -632,7 +702,11 @@ impl CsvParser {
         if fields.len() != PIXELS + 1 {
             return Err((
                 format!("line {number} (header)"),
-                format!("{} fields, expected {} (label,pixel1,...,pixel784)", fields.len(), PIXELS + 1),
+                format!(
+                    "{} fields, expected {} (label,pixel1,...,pixel784)",
+                    fields.len(),
+                    PIXELS + 1
+                ),
             ));
         }
         Ok(())
@@ -667,7 +741,11 @@ impl CsvParser {
         if field != PIXELS {
             return Err((
                 format!("line {number}"),
-                format!("{} fields, expected {} (label and 784 pixels)", field + 1, PIXELS + 1),
+                format!(
+                    "{} fields, expected {} (label and 784 pixels)",
+                    field + 1,
+                    PIXELS + 1
+                ),
             ));
         }
         if values[0] as usize >= NUM_CLASSES {
@@ -687,7 +765,11 @@ impl CsvParser {
         if fields.len() != PIXELS + 1 && field >= PIXELS {
             return (
                 format!("line {number}"),
-                format!("{} fields, expected {} (label and 784 pixels)", fields.len(), PIXELS + 1),
+                format!(
+                    "{} fields, expected {} (label and 784 pixels)",
+                    fields.len(),
+                    PIXELS + 1
+                ),
             );
         }
         let text = String::from_utf8_lossy(fields.get(field).copied().unwrap_or(b"")).into_owned();
@@ -702,10 +784,16 @@ impl CsvParser {
 
     fn finish(self) -> std::result::Result<ImageSet, ParseError> {
         if !self.header_seen {
-            return Err(("line 1".into(), "the member is empty (no header, no rows)".into()));
+            return Err((
+                "line 1".into(),
+                "the member is empty (no header, no rows)".into(),
+            ));
         }
         if self.set.is_empty() {
-            return Err(("line 2".into(), "the member has a header but no data rows".into()));
+            return Err((
+                "line 2".into(),
+                "the member has a header but no data rows".into(),
+            ));
         }
         Ok(self.set)
     }
@@ -732,7 +820,13 @@ fn gunzip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
 fn be_u32(path: &Path, raw: &[u8], at: usize, what: &str) -> Result<u32> {
     raw.get(at..at + 4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| Error::data(path, format!("byte {at} ({what})"), "the file ends inside its header"))
+        .ok_or_else(|| {
+            Error::data(
+                path,
+                format!("byte {at} ({what})"),
+                "the file ends inside its header",
+            )
+        })
 }
 
 /// Reads an idx3 image file (`.gz`): returns `[n, 28, 28]` u8 pixels.
@@ -740,17 +834,33 @@ pub fn read_idx_images(path: &Path, gz_bytes: &[u8]) -> Result<Vec<u8>> {
     let raw = gunzip(path, gz_bytes)?;
     let magic = be_u32(path, &raw, 0, "magic")?;
     if magic != 0x0803 {
-        return Err(Error::data(path, "byte 0 (magic)", format!("{magic:#010x}, expected 0x00000803 (idx3 unsigned bytes)")));
+        return Err(Error::data(
+            path,
+            "byte 0 (magic)",
+            format!("{magic:#010x}, expected 0x00000803 (idx3 unsigned bytes)"),
+        ));
     }
     let n = be_u32(path, &raw, 4, "count")? as usize;
     let rows = be_u32(path, &raw, 8, "rows")? as usize;
     let cols = be_u32(path, &raw, 12, "columns")? as usize;
     if rows != IMAGE_SIDE || cols != IMAGE_SIDE {
-        return Err(Error::data(path, "bytes 8..16 (rows, columns)", format!("{rows}×{cols}, expected 28×28")));
+        return Err(Error::data(
+            path,
+            "bytes 8..16 (rows, columns)",
+            format!("{rows}×{cols}, expected 28×28"),
+        ));
     }
     let body = &raw[16..];
     if body.len() != n * PIXELS {
-        return Err(Error::data(path, "body", format!("{} bytes, expected {} for {n} images", body.len(), n * PIXELS)));
+        return Err(Error::data(
+            path,
+            "body",
+            format!(
+                "{} bytes, expected {} for {n} images",
+                body.len(),
+                n * PIXELS
+            ),
+        ));
     }
     Ok(body.to_vec())
 }
@@ -760,15 +870,27 @@ pub fn read_idx_labels(path: &Path, gz_bytes: &[u8]) -> Result<Vec<u8>> {
     let raw = gunzip(path, gz_bytes)?;
     let magic = be_u32(path, &raw, 0, "magic")?;
     if magic != 0x0801 {
-        return Err(Error::data(path, "byte 0 (magic)", format!("{magic:#010x}, expected 0x00000801 (idx1 unsigned bytes)")));
+        return Err(Error::data(
+            path,
+            "byte 0 (magic)",
+            format!("{magic:#010x}, expected 0x00000801 (idx1 unsigned bytes)"),
+        ));
     }
     let n = be_u32(path, &raw, 4, "count")? as usize;
     let body = &raw[8..];
     if body.len() != n {
-        return Err(Error::data(path, "body", format!("{} bytes, expected {n} labels", body.len())));
+        return Err(Error::data(
+            path,
+            "body",
+            format!("{} bytes, expected {n} labels", body.len()),
+        ));
     }
     if let Some(i) = body.iter().position(|&l| l as usize >= NUM_CLASSES) {
-        return Err(Error::data(path, format!("label {i} (byte {})", 8 + i), format!("label {} is outside 0..=9", body[i])));
+        return Err(Error::data(
+            path,
+            format!("label {i} (byte {})", 8 + i),
+            format!("label {} is outside 0..=9", body[i]),
+        ));
     }
     Ok(body.to_vec())
 }
@@ -780,10 +902,18 @@ fn idx_pair(images: (&PathBuf, &[u8]), labels: (&PathBuf, &[u8])) -> Result<Imag
         return Err(Error::data(
             labels.0,
             "count",
-            format!("{} labels but {} has {} images", labs.len(), images.0.display(), imgs.len() / PIXELS),
+            format!(
+                "{} labels but {} has {} images",
+                labs.len(),
+                images.0.display(),
+                imgs.len() / PIXELS
+            ),
         ));
     }
-    Ok(ImageSet { images: imgs, labels: labs })
+    Ok(ImageSet {
+        images: imgs,
+        labels: labs,
+    })
 }
 
 /// Reads the four idx files of `dir`.
@@ -854,9 +984,15 @@ fn write_cache(path: &Path, train: &ImageSet, test: &ImageSet) -> Result<()> {
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place, so a reader
 /// never sees a half-written file and an interrupted write loses nothing.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -915,7 +1051,9 @@ fn csv_bytes(set: &ImageSet) -> Vec<u8> {
 /// mode 0644, ustar) and fixed gzip header (mtime 0, no name), so the output is reproducible.
 pub fn tarball_bytes(train: &ImageSet, test: &ImageSet) -> Result<Vec<u8>> {
     let io = |e: std::io::Error| Error::io("data.tar.gz (in memory)", e);
-    let gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(6));
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
     let mut builder = tar::Builder::new(gz);
     builder.mode(tar::HeaderMode::Deterministic);
     for (name, set) in [(TRAIN_MEMBER, train), (TEST_MEMBER, test)] {
@@ -927,7 +1065,9 @@ pub fn tarball_bytes(train: &ImageSet, test: &ImageSet) -> Result<Vec<u8>> {
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, body.as_slice()).map_err(io)?;
+        builder
+            .append_data(&mut header, name, body.as_slice())
+            .map_err(io)?;
     }
     let gz = builder.into_inner().map_err(io)?;
     gz.finish().map_err(io)
@@ -935,7 +1075,11 @@ pub fn tarball_bytes(train: &ImageSet, test: &ImageSet) -> Result<Vec<u8>> {
 
 /// Builds `out` (e.g. `data/data.tar.gz`) from the idx files in `source`, atomically.
 /// With `expect_sha256`, a different result is an error and `out` is left untouched.
-pub fn prepare_data(source: &Path, out: &Path, expect_sha256: Option<&str>) -> Result<PrepareReport> {
+pub fn prepare_data(
+    source: &Path,
+    out: &Path,
+    expect_sha256: Option<&str>,
+) -> Result<PrepareReport> {
     use sha2::Digest;
     let (train, test) = read_idx_folder(source)?;
     let bytes = tarball_bytes(&train, &test)?;
@@ -994,10 +1138,16 @@ pub struct TrainValidationSplit {
 }
 
 /// Splits `set` into train and validation parts, deterministically for a given seed.
-pub fn train_validation_split(set: &ImageSet, config: &SplitConfig) -> Result<TrainValidationSplit> {
+pub fn train_validation_split(
+    set: &ImageSet,
+    config: &SplitConfig,
+) -> Result<TrainValidationSplit> {
     let f = config.validation_fraction;
     if !(f > 0.0 && f < 1.0) {
-        return Err(Error::param("validation_fraction", format!("{f} is not strictly between 0 and 1")));
+        return Err(Error::param(
+            "validation_fraction",
+            format!("{f} is not strictly between 0 and 1"),
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (mut train_idx, mut val_idx) = (Vec::new(), Vec::new());

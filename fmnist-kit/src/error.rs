@@ -87,7 +87,11 @@ impl Error {
     }
 
     /// A data error at `location` (e.g. `fashion_mnist_train.csv line 7, field 3 (pixel2)`).
-    pub fn data(path: impl Into<PathBuf>, location: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn data(
+        path: impl Into<PathBuf>,
+        location: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Data {
             path: path.into(),
             location: location.into(),

@@ -7,6 +7,8 @@
 //! - [`augment`]: batched, seeded flips, shifts, zoom, brightness and random erasing;
 //! - [`models`]: the original's 4-layer CNN and ResNet, with summaries;
 //! - [`train`]: the trainer (Adam/SGD, L2, reduce-LR, early stopping, checkpoints, resume);
+//! - [`metrics`]: accuracy, log loss, confusion matrix, scikit-learn's classification report;
+//! - [`features`]: feature maps of every layer, tiled as the original, and Grad-CAM;
 //! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full);
 //! - [`tsne`]: PCA + t-SNE of raw pixels or learned features, 10-NN accuracy of an embedding;
 //! - [`viz`]: figures that show inline in evcxr and save as PNG.
@@ -16,6 +18,8 @@
 pub mod augment;
 pub mod data;
 pub mod error;
+pub mod features;
+pub mod metrics;
 pub mod models;
 pub mod profile;
 pub mod train;

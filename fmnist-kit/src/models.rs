@@ -36,7 +36,10 @@ impl std::str::FromStr for ModelKind {
         match s.to_ascii_lowercase().as_str() {
             "cnn4" | "cnn" => Ok(ModelKind::Cnn4),
             "resnet" => Ok(ModelKind::ResNet),
-            other => Err(Error::param("model", format!("{other:?} is not one of cnn4, resnet"))),
+            other => Err(Error::param(
+                "model",
+                format!("{other:?} is not one of cnn4, resnet"),
+            )),
         }
     }
 }
@@ -82,7 +85,12 @@ pub trait Classifier: ModuleT {
     /// Runs the network on `xs` (`[N, 1, 28, 28]`), pushing every named intermediate output onto
     /// `record` when one is given. Returns the features before the classifier (`[N, D]`) and the
     /// logits (`[N, 10]`).
-    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor);
+    fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        record: Option<&mut Vec<(String, Tensor)>>,
+    ) -> (Tensor, Tensor);
 
     /// Every named intermediate output for `xs`, in order, ending with the logits.
     fn activations(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
@@ -139,7 +147,10 @@ fn keras_bn(vs: nn::Path, channels: i64) -> nn::BatchNorm {
 /// Keras's default kernel initialiser (Glorot uniform) for a kernel of the given fans.
 fn glorot_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    nn::Init::Uniform { lo: -limit, up: limit }
+    nn::Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,10 +197,16 @@ impl Cnn4 {
     /// Creates the network's variables under `vs`.
     pub fn new(vs: &nn::Path, config: &Cnn4Config) -> Result<Cnn4> {
         if config.filters.iter().any(|&f| f < 1) || config.dense.iter().any(|&d| d < 1) {
-            return Err(Error::param("config", "filters and dense sizes must be positive"));
+            return Err(Error::param(
+                "config",
+                "filters and dense sizes must be positive",
+            ));
         }
         if !(0.0..1.0).contains(&config.dropout) {
-            return Err(Error::param("dropout", format!("{} is not in [0, 1)", config.dropout)));
+            return Err(Error::param(
+                "dropout",
+                format!("{} is not in [0, 1)", config.dropout),
+            ));
         }
         let mut convs = Vec::new();
         let mut norms = Vec::new();
@@ -284,7 +301,12 @@ impl Classifier for Cnn4 {
         v
     }
 
-    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
+    fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        record: Option<&mut Vec<(String, Tensor)>>,
+    ) -> (Tensor, Tensor) {
         let mut rec = Recorder(record);
         let mut x = xs.shallow_clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.norms).enumerate() {
@@ -368,7 +390,8 @@ impl BasicBlock {
             bn1: keras_bn(vs / "bn1", c_out),
             conv2: he_conv(vs / "conv2", c_out, c_out, 3, 1),
             bn2: keras_bn(vs / "bn2", c_out),
-            projection: (stride != 1 || c_in != c_out).then(|| he_conv(vs / "projection", c_in, c_out, 1, stride)),
+            projection: (stride != 1 || c_in != c_out)
+                .then(|| he_conv(vs / "projection", c_in, c_out, 1, stride)),
         }
     }
 
@@ -413,8 +436,14 @@ pub struct ResNet {
 impl ResNet {
     /// Creates the network's variables under `vs`.
     pub fn new(vs: &nn::Path, config: &ResNetConfig) -> Result<ResNet> {
-        if config.blocks_per_stage == 0 || config.stem_filters < 1 || config.stage_filters.iter().any(|&f| f < 1) {
-            return Err(Error::param("config", "filters and blocks per stage must be positive"));
+        if config.blocks_per_stage == 0
+            || config.stem_filters < 1
+            || config.stage_filters.iter().any(|&f| f < 1)
+        {
+            return Err(Error::param(
+                "config",
+                "filters and blocks per stage must be positive",
+            ));
         }
         let stem = he_conv(vs / "stem", 1, config.stem_filters, 7, 2);
         let stem_bn = keras_bn(vs / "stem_bn", config.stem_filters);
@@ -424,7 +453,12 @@ impl ResNet {
             let mut blocks = Vec::new();
             for b in 0..config.blocks_per_stage {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(&(vs / format!("stage{}", s + 1) / format!("block{}", b + 1)), c_in, f, stride));
+                blocks.push(BasicBlock::new(
+                    &(vs / format!("stage{}", s + 1) / format!("block{}", b + 1)),
+                    c_in,
+                    f,
+                    stride,
+                ));
                 c_in = f;
             }
             stages.push(blocks);
@@ -490,7 +524,12 @@ impl Classifier for ResNet {
         v
     }
 
-    fn run(&self, xs: &Tensor, train: bool, record: Option<&mut Vec<(String, Tensor)>>) -> (Tensor, Tensor) {
+    fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        record: Option<&mut Vec<(String, Tensor)>>,
+    ) -> (Tensor, Tensor) {
         let mut rec = Recorder(record);
         let mut x = xs.apply(&self.stem);
         rec.keep("stem_conv", &x);
@@ -540,7 +579,11 @@ pub struct ModelSummary {
 impl std::fmt::Display for ModelSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "Model: {}", self.model)?;
-        writeln!(f, "{:<22} {:<22} {:>12}", "Layer", "Output shape", "Param #")?;
+        writeln!(
+            f,
+            "{:<22} {:<22} {:>12}",
+            "Layer", "Output shape", "Param #"
+        )?;
         writeln!(f, "{}", "=".repeat(58))?;
         for l in &self.layers {
             let shape: Vec<String> = l
@@ -548,7 +591,13 @@ impl std::fmt::Display for ModelSummary {
                 .iter()
                 .map(|d| d.map_or("None".to_string(), |v| v.to_string()))
                 .collect();
-            writeln!(f, "{:<22} {:<22} {:>12}", l.name, format!("({})", shape.join(", ")), l.params)?;
+            writeln!(
+                f,
+                "{:<22} {:<22} {:>12}",
+                l.name,
+                format!("({})", shape.join(", ")),
+                l.params
+            )?;
         }
         writeln!(f, "{}", "=".repeat(58))?;
         write!(f, "Trainable params: {}", self.trainable_params)
@@ -603,7 +652,10 @@ mod tests {
     fn parameter_counts_equal_the_original_keras_counts() {
         let (cnn, cnn_vars) = count(ModelKind::Cnn4);
         assert_eq!(cnn.trainable_params, 660_054);
-        assert_eq!(cnn_vars, 660_054, "every trainable variable is counted once");
+        assert_eq!(
+            cnn_vars, 660_054,
+            "every trainable variable is counted once"
+        );
         let (resnet, resnet_vars) = count(ModelKind::ResNet);
         assert_eq!(resnet.trainable_params, 11_178_378);
         assert_eq!(resnet_vars, 11_178_378);
@@ -633,8 +685,19 @@ mod tests {
     fn l2_penalty_matches_its_definition() {
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Cnn4::new(&vs.root(), &Cnn4Config::default()).unwrap();
-        let expected: f64 = m.dense.iter().map(|d| d.ws.square().sum(Kind::Double).double_value(&[]) * 0.01).sum();
+        let expected: f64 = m
+            .dense
+            .iter()
+            .map(|d| d.ws.square().sum(Kind::Double).double_value(&[]) * 0.01)
+            .sum();
         assert!((m.l2_penalty().double_value(&[]) - expected).abs() < 1e-4 * expected.max(1.0));
-        assert!(Cnn4::new(&vs.root(), &Cnn4Config { dropout: 1.0, ..Default::default() }).is_err());
+        assert!(Cnn4::new(
+            &vs.root(),
+            &Cnn4Config {
+                dropout: 1.0,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 }

@@ -26,7 +26,10 @@ impl std::str::FromStr for ProfileName {
             "smoke" => Ok(ProfileName::Smoke),
             "quick" | "" => Ok(ProfileName::Quick),
             "full" => Ok(ProfileName::Full),
-            other => Err(Error::param("profile", format!("{other:?} is not one of smoke, quick, full"))),
+            other => Err(Error::param(
+                "profile",
+                format!("{other:?} is not one of smoke, quick, full"),
+            )),
         }
     }
 }
@@ -152,7 +155,9 @@ impl Profile {
             .map(std::path::PathBuf::from)
             .or_else(|| {
                 let cwd = std::env::current_dir().ok()?;
-                cwd.ancestors().find(|d| d.join("data").is_dir()).map(|d| d.join("artifacts"))
+                cwd.ancestors()
+                    .find(|d| d.join("data").is_dir())
+                    .map(|d| d.join("artifacts"))
             })
             .unwrap_or_else(|| std::path::PathBuf::from("artifacts"));
         base.join(self.name.to_string())
@@ -161,11 +166,14 @@ impl Profile {
     /// The profile named by `FMNIST_PROFILE` (default `quick`); an unknown name is an error.
     pub fn from_env() -> Result<Profile> {
         match std::env::var("FMNIST_PROFILE") {
-            Ok(v) => v.parse::<ProfileName>().map(Profile::named).map_err(|_| Error::Env {
-                name: "FMNIST_PROFILE",
-                value: v,
-                message: "expected smoke, quick or full".into(),
-            }),
+            Ok(v) => v
+                .parse::<ProfileName>()
+                .map(Profile::named)
+                .map_err(|_| Error::Env {
+                    name: "FMNIST_PROFILE",
+                    value: v,
+                    message: "expected smoke, quick or full".into(),
+                }),
             Err(_) => Ok(Profile::named(ProfileName::Quick)),
         }
     }
@@ -176,8 +184,16 @@ impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let all = |o: Option<usize>| o.map_or("all".to_string(), |n| n.to_string());
         writeln!(f, "profile {} (FMNIST_PROFILE)", self.name)?;
-        writeln!(f, "  sample grid        {} per class", self.samples_per_class)?;
-        writeln!(f, "  t-SNE              {} points, {} epochs", self.tsne_points, self.tsne_epochs)?;
+        writeln!(
+            f,
+            "  sample grid        {} per class",
+            self.samples_per_class
+        )?;
+        writeln!(
+            f,
+            "  t-SNE              {} points, {} epochs",
+            self.tsne_points, self.tsne_epochs
+        )?;
         writeln!(
             f,
             "  train / val / test {} / {} / {} images",
@@ -185,7 +201,11 @@ impl fmt::Display for Profile {
             all(self.validation_subset),
             all(self.test_subset)
         )?;
-        writeln!(f, "  CNN                {} epochs, batch {}", self.cnn_epochs, self.cnn_batch_size)?;
+        writeln!(
+            f,
+            "  CNN                {} epochs, batch {}",
+            self.cnn_epochs, self.cnn_batch_size
+        )?;
         writeln!(
             f,
             "  ResNet             {} epochs, batch {}, {} training images",
@@ -219,11 +239,30 @@ mod tests {
         assert_eq!("SMOKE".parse::<ProfileName>().unwrap(), ProfileName::Smoke);
         assert_eq!("full".parse::<ProfileName>().unwrap(), ProfileName::Full);
         assert!("fast".parse::<ProfileName>().is_err());
-        let (s, q, f) = (Profile::named(ProfileName::Smoke), Profile::named(ProfileName::Quick), Profile::named(ProfileName::Full));
-        assert!(s.tsne_points < q.tsne_points && s.cnn_epochs < q.cnn_epochs && q.cnn_epochs < f.cnn_epochs);
-        assert_eq!((f.cnn_epochs, f.cnn_batch_size, f.resnet_batch_size, f.inception_image_side), (50, 256, 32, 150));
+        let (s, q, f) = (
+            Profile::named(ProfileName::Smoke),
+            Profile::named(ProfileName::Quick),
+            Profile::named(ProfileName::Full),
+        );
+        assert!(
+            s.tsne_points < q.tsne_points
+                && s.cnn_epochs < q.cnn_epochs
+                && q.cnn_epochs < f.cnn_epochs
+        );
+        assert_eq!(
+            (
+                f.cnn_epochs,
+                f.cnn_batch_size,
+                f.resnet_batch_size,
+                f.inception_image_side
+            ),
+            (50, 256, 32, 150)
+        );
         for p in [&s, &q, &f] {
-            assert!(p.tsne_epochs > 250, "t-SNE needs more epochs than its exaggeration phase");
+            assert!(
+                p.tsne_epochs > 250,
+                "t-SNE needs more epochs than its exaggeration phase"
+            );
             assert!(p.to_string().starts_with(&format!("profile {}", p.name)));
         }
     }

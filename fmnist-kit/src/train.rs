@@ -152,7 +152,10 @@ impl TrainConfig {
             return Err(Error::param("batch_size", "must be at least 1"));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(Error::param("learning_rate", format!("{} must be positive", self.learning_rate)));
+            return Err(Error::param(
+                "learning_rate",
+                format!("{} must be positive", self.learning_rate),
+            ));
         }
         if self.weight_decay < 0.0 {
             return Err(Error::param("weight_decay", "must not be negative"));
@@ -164,7 +167,10 @@ impl TrainConfig {
 /// The training settings and training-subset size (`None` = all 48,000) a profile gives a network.
 pub fn profile_setup(kind: ModelKind, profile: &crate::Profile) -> (TrainConfig, Option<usize>) {
     match kind {
-        ModelKind::Cnn4 => (TrainConfig::cnn4(profile.cnn_epochs, profile.cnn_batch_size), profile.train_subset),
+        ModelKind::Cnn4 => (
+            TrainConfig::cnn4(profile.cnn_epochs, profile.cnn_batch_size),
+            profile.train_subset,
+        ),
         ModelKind::ResNet => (
             TrainConfig::resnet(profile.resnet_epochs, profile.resnet_batch_size),
             profile.resnet_train_subset.or(profile.train_subset),
@@ -198,7 +204,9 @@ pub struct History {
 impl History {
     /// The epoch with the lowest validation loss.
     pub fn best(&self) -> Option<&EpochRecord> {
-        self.epochs.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+        self.epochs
+            .iter()
+            .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
     }
 
     /// Writes the history as JSON (atomically).
@@ -247,7 +255,13 @@ pub struct RunResult {
 
 impl RunResult {
     /// Collects the figures of a trained `trainer` evaluated on `test`.
-    pub fn new(trainer: &Trainer, profile: &str, train_images: usize, train_seconds: f64, test: &Evaluation) -> RunResult {
+    pub fn new(
+        trainer: &Trainer,
+        profile: &str,
+        train_images: usize,
+        train_seconds: f64,
+        test: &Evaluation,
+    ) -> RunResult {
         RunResult {
             model: trainer.history.model.clone(),
             profile: profile.to_string(),
@@ -297,7 +311,8 @@ pub fn best_device() -> Device {
         use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
         // SAFETY: loading libtorch's own CUDA library only runs its static initialisers, which
         // register the CUDA backend with the libtorch already loaded in this process.
-        if let Ok(lib) = unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) } {
+        if let Ok(lib) = unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) }
+        {
             std::mem::forget(lib); // keep it loaded for the life of the process
         }
     }
@@ -323,7 +338,11 @@ pub struct Trainer {
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Trainer({}, {} epochs done, {:?})", self.state.model, self.state.epochs_done, self.device)
+        write!(
+            f,
+            "Trainer({}, {} epochs done, {:?})",
+            self.state.model, self.state.epochs_done, self.device
+        )
     }
 }
 
@@ -342,10 +361,18 @@ impl Trainer {
     }
 
     /// A trainer around a network the caller built under `vs` (e.g. a `Cnn4` with another config).
-    pub fn with_model(vs: nn::VarStore, model: Box<dyn Classifier>, config: TrainConfig) -> Result<Trainer> {
+    pub fn with_model(
+        vs: nn::VarStore,
+        model: Box<dyn Classifier>,
+        config: TrainConfig,
+    ) -> Result<Trainer> {
         config.validate()?;
         let device = vs.device();
-        let mut names: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut names: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         let moments = names
             .into_iter()
@@ -429,7 +456,11 @@ impl Trainer {
                     OptimizerKind::Sgd { momentum, nesterov } => {
                         if momentum > 0.0 {
                             let _ = m.f_mul_scalar_(momentum)?.f_add_(&g)?;
-                            let step = if nesterov { &g + &*m * momentum } else { m.shallow_clone() };
+                            let step = if nesterov {
+                                &g + &*m * momentum
+                            } else {
+                                m.shallow_clone()
+                            };
                             let _ = p.f_sub_(&(step * lr))?;
                         } else {
                             let _ = p.f_sub_(&(&g * lr))?;
@@ -443,10 +474,20 @@ impl Trainer {
 
     /// One optimisation step on a batch: forward, loss (+ L2), NaN guard, backward, update.
     /// Returns the data loss (without L2) and the logits.
-    fn train_step(&mut self, xb: &Tensor, yb: &Tensor, epoch: usize, batch: usize) -> Result<(Tensor, Tensor)> {
+    fn train_step(
+        &mut self,
+        xb: &Tensor,
+        yb: &Tensor,
+        epoch: usize,
+        batch: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let logits = self.model.forward_t(xb, true);
         let data_loss = logits.cross_entropy_for_logits(yb);
-        let loss = if self.config.model_l2 { &data_loss + self.model.l2_penalty() } else { data_loss.shallow_clone() };
+        let loss = if self.config.model_l2 {
+            &data_loss + self.model.l2_penalty()
+        } else {
+            data_loss.shallow_clone()
+        };
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             self.state.stopped = true;
@@ -467,10 +508,18 @@ impl Trainer {
 
     /// Training throughput in images/s over `steps` batches of `set` (after 3 warm-up steps),
     /// with or without the configured augmentation. This trains the network.
-    pub fn measure_throughput(&mut self, set: &ImageSet, steps: usize, augment: bool) -> Result<f64> {
+    pub fn measure_throughput(
+        &mut self,
+        set: &ImageSet,
+        steps: usize,
+        augment: bool,
+    ) -> Result<f64> {
         let bs = self.config.batch_size;
         if set.len() < bs || steps == 0 {
-            return Err(Error::param("set", format!("need at least one batch of {bs} images and one step")));
+            return Err(Error::param(
+                "set",
+                format!("need at least one batch of {bs} images and one step"),
+            ));
         }
         let x = set.images_tensor().to_device(self.device);
         let y = set.labels_tensor().to_device(self.device);
@@ -504,7 +553,10 @@ impl Trainer {
     /// epochs are done in total (a resumed trainer continues where it stopped) or early stopping.
     pub fn fit(&mut self, train: &ImageSet, validation: &ImageSet) -> Result<&History> {
         if train.is_empty() || validation.is_empty() {
-            return Err(Error::param("train", "the training and validation sets must not be empty"));
+            return Err(Error::param(
+                "train",
+                "the training and validation sets must not be empty",
+            ));
         }
         let x_train = train.images_tensor().to_device(self.device);
         let y_train = train.labels_tensor().to_device(self.device);
@@ -516,9 +568,16 @@ impl Trainer {
             let start = Instant::now();
             tch::manual_seed(seed_for(self.config.seed, epoch, 1) as i64);
             let mut order: Vec<i64> = (0..n as i64).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed_for(self.config.seed, epoch, 2)));
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed_for(
+                self.config.seed,
+                epoch,
+                2,
+            )));
             let order = Tensor::from_slice(&order).to_device(self.device);
-            let mut augmenter = Augmenter::new(self.config.augment.clone(), seed_for(self.config.seed, epoch, 3))?;
+            let mut augmenter = Augmenter::new(
+                self.config.augment.clone(),
+                seed_for(self.config.seed, epoch, 3),
+            )?;
             let augment = !self.config.augment.is_identity();
             let mut loss_sum = Tensor::zeros([], (Kind::Double, self.device));
             let mut correct = Tensor::zeros([], (Kind::Int64, self.device));
@@ -611,7 +670,9 @@ impl Trainer {
                 self.state.epochs_since_lr_change = 0;
             } else {
                 self.state.epochs_since_lr_change += 1;
-                if self.state.epochs_since_lr_change >= r.patience && self.state.learning_rate > r.min_lr {
+                if self.state.epochs_since_lr_change >= r.patience
+                    && self.state.learning_rate > r.min_lr
+                {
                     let new_lr = (self.state.learning_rate * r.factor).max(r.min_lr);
                     if self.config.verbose {
                         println!("  reducing the learning rate to {new_lr:.1e} (no better validation loss for {} epochs)", r.patience);
@@ -639,7 +700,11 @@ impl Trainer {
     }
 
     fn snapshot_weights(&self) -> Vec<(String, Tensor)> {
-        self.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+        self.vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect()
     }
 
     fn load_weights_from(&mut self, weights: &[(String, Tensor)]) -> Result<()> {
@@ -657,7 +722,10 @@ impl Trainer {
     fn save_vs_atomic(&self, path: &Path) -> Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}.safetensors", std::process::id()));
         self.vs.save(&tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -690,7 +758,12 @@ impl Trainer {
 
     /// Continues from the last checkpoint in `dir` (weights, optimiser moments and step count,
     /// learning rate, early-stopping counters and history). `config` may raise `epochs`.
-    pub fn resume(kind: ModelKind, config: TrainConfig, device: Device, dir: &Path) -> Result<Trainer> {
+    pub fn resume(
+        kind: ModelKind,
+        config: TrainConfig,
+        device: Device,
+        dir: &Path,
+    ) -> Result<Trainer> {
         let mut t = Trainer::new(kind, config, device)?;
         let state_path = dir.join("state.json");
         let bytes = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
@@ -702,7 +775,10 @@ impl Trainer {
             return Err(Error::data(
                 &state_path,
                 "model",
-                format!("the checkpoint is of a {} network, not a {}", state.model, t.state.model),
+                format!(
+                    "the checkpoint is of a {} network, not a {}",
+                    state.model, t.state.model
+                ),
             ));
         }
         t.vs.load(dir.join("last.safetensors"))?;
@@ -711,8 +787,14 @@ impl Trainer {
             Tensor::read_safetensors(&opt_path)?.into_iter().collect();
         tch::no_grad(|| -> Result<()> {
             for (n, m, v) in &mut t.moments {
-                let (Some(sm), Some(sv)) = (saved.get(&format!("m/{n}")), saved.get(&format!("v/{n}"))) else {
-                    return Err(Error::data(&opt_path, n.clone(), "missing optimiser state for this variable"));
+                let (Some(sm), Some(sv)) =
+                    (saved.get(&format!("m/{n}")), saved.get(&format!("v/{n}")))
+                else {
+                    return Err(Error::data(
+                        &opt_path,
+                        n.clone(),
+                        "missing optimiser state for this variable",
+                    ));
                 };
                 m.f_copy_(sm)?;
                 v.f_copy_(sv)?;
@@ -739,11 +821,56 @@ impl Trainer {
             while i < n {
                 let len = bs.min(n - i);
                 let xb = x.narrow(0, i, len).to_device(self.device);
-                out.push(self.model.forward_t(&xb, false).softmax(-1, Kind::Float).to_device(Device::Cpu));
+                out.push(
+                    self.model
+                        .forward_t(&xb, false)
+                        .softmax(-1, Kind::Float)
+                        .to_device(Device::Cpu),
+                );
                 i += len;
             }
         });
         Ok(Tensor::cat(&out, 0))
+    }
+
+    /// Predictions with probabilities for `set` (evaluation mode).
+    pub fn predict(&self, set: &ImageSet) -> Result<crate::metrics::Predictions> {
+        crate::metrics::Predictions::from_probabilities(&set.labels, &self.predict_proba(set)?)
+    }
+
+    /// The learned features (output of the layer before the classifier) of `set`: `[N, D]` on the CPU.
+    pub fn features(&self, set: &ImageSet) -> Result<Tensor> {
+        let x = set.images_tensor();
+        let bs = self.config.eval_batch_size as i64;
+        let n = set.len() as i64;
+        let mut out = Vec::new();
+        tch::no_grad(|| {
+            let mut i = 0;
+            while i < n {
+                let len = bs.min(n - i);
+                let xb = x.narrow(0, i, len).to_device(self.device);
+                out.push(self.model.features(&xb, false).to_device(Device::Cpu));
+                i += len;
+            }
+        });
+        if out.is_empty() {
+            return Err(Error::param("set", "no image to compute features for"));
+        }
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// A trained network of `kind` loaded from a checkpoint (`best.safetensors`), ready to predict.
+    pub fn from_checkpoint(kind: ModelKind, checkpoint: &Path, device: Device) -> Result<Trainer> {
+        let mut t = Trainer::new(
+            kind,
+            TrainConfig {
+                verbose: false,
+                ..Default::default()
+            },
+            device,
+        )?;
+        t.load_weights(checkpoint)?;
+        Ok(t)
     }
 
     /// Mean cross-entropy and accuracy on `set` (evaluation mode, no L2 term).
@@ -764,7 +891,11 @@ impl Trainer {
                 let yb = y.narrow(0, i, len).to_device(self.device);
                 let logits = self.model.forward_t(&xb, false);
                 loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
-                correct += logits.argmax(1, false).eq_tensor(&yb).sum(Kind::Int64).int64_value(&[]);
+                correct += logits
+                    .argmax(1, false)
+                    .eq_tensor(&yb)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
                 i += len;
             }
             Ok(())
@@ -779,7 +910,10 @@ impl Trainer {
     /// Loads weights saved by a checkpoint (`best.safetensors` or `last.safetensors`).
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         if !path.is_file() {
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint")));
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint"),
+            ));
         }
         self.vs.load(path)?;
         Ok(())
@@ -821,21 +955,31 @@ mod tests {
     fn a_diverging_loss_stops_with_a_clear_error() {
         let (train, val) = (bands(128, 5), bands(20, 6));
         let cfg = TrainConfig {
-            optimizer: OptimizerKind::Sgd { momentum: 0.9, nesterov: false },
+            optimizer: OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
             learning_rate: 1e12,
             model_l2: true,
             ..quick_config(3)
         };
         let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
         let err = t.fit(&train, &val).unwrap_err().to_string();
-        assert!(err.contains("training loss became") && err.contains("epoch"), "{err}");
+        assert!(
+            err.contains("training loss became") && err.contains("epoch"),
+            "{err}"
+        );
     }
 
     #[test]
     fn early_stopping_and_reduce_lr_follow_the_validation_loss() {
         let cfg = TrainConfig {
             early_stopping_patience: Some(3),
-            reduce_lr: Some(ReduceLrOnPlateau { factor: 0.5, patience: 1, min_lr: 2e-4 }),
+            reduce_lr: Some(ReduceLrOnPlateau {
+                factor: 0.5,
+                patience: 1,
+                min_lr: 2e-4,
+            }),
             ..quick_config(10)
         };
         let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
@@ -845,16 +989,28 @@ mod tests {
             lrs.push(t.learning_rate());
         }
         assert_eq!(lrs, vec![1e-3, 1e-3, 5e-4, 2.5e-4, 2e-4]);
-        assert!(t.state.stopped, "three epochs without improvement after epoch 2");
-        assert!(t.history.stop_reason.contains("after epoch 5"), "{}", t.history.stop_reason);
+        assert!(
+            t.state.stopped,
+            "three epochs without improvement after epoch 2"
+        );
+        assert!(
+            t.history.stop_reason.contains("after epoch 5"),
+            "{}",
+            t.history.stop_reason
+        );
     }
 
     #[test]
     fn bad_settings_are_errors() {
-        let bad = TrainConfig { learning_rate: 0.0, ..Default::default() };
+        let bad = TrainConfig {
+            learning_rate: 0.0,
+            ..Default::default()
+        };
         assert!(Trainer::new(ModelKind::Cnn4, bad, Device::Cpu).is_err());
         let mut t = Trainer::new(ModelKind::Cnn4, quick_config(1), Device::Cpu).unwrap();
         assert!(t.fit(&ImageSet::default(), &bands(10, 1)).is_err());
-        assert!(t.load_weights(Path::new("/nonexistent/best.safetensors")).is_err());
+        assert!(t
+            .load_weights(Path::new("/nonexistent/best.safetensors"))
+            .is_err());
     }
 }

@@ -102,7 +102,10 @@ pub struct Embedding {
 pub fn pca(x: &Tensor, k: usize) -> Result<Tensor> {
     let size = x.size();
     if size.len() != 2 {
-        return Err(Error::param("x", format!("expected a 2-D tensor [N, D], got shape {size:?}")));
+        return Err(Error::param(
+            "x",
+            format!("expected a 2-D tensor [N, D], got shape {size:?}"),
+        ));
     }
     let x = x.to_kind(Kind::Float);
     let centred = &x - x.mean_dim(0i64, true, Kind::Float);
@@ -110,10 +113,16 @@ pub fn pca(x: &Tensor, k: usize) -> Result<Tensor> {
     if d <= k {
         return Ok(centred);
     }
-    let cov = centred.transpose(0, 1).f_matmul(&centred)?.to_kind(Kind::Double);
+    let cov = centred
+        .transpose(0, 1)
+        .f_matmul(&centred)?
+        .to_kind(Kind::Double);
     let (_values, vectors) = cov.f_linalg_eigh("L")?;
     // eigh sorts ascending: the last k columns are the top components, largest first after flip.
-    let top = vectors.narrow(1, (d - k) as i64, k as i64).flip([1]).to_kind(Kind::Float);
+    let top = vectors
+        .narrow(1, (d - k) as i64, k as i64)
+        .flip([1])
+        .to_kind(Kind::Float);
     Ok(centred.f_matmul(&top)?)
 }
 
@@ -123,7 +132,10 @@ pub fn nearest_neighbors(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
     let x = x.to_kind(Kind::Float).to_device(Device::Cpu);
     let n = x.size()[0];
     if k as i64 >= n {
-        return Err(Error::param("k", format!("{k} neighbours need more than {k} points, got {n}")));
+        return Err(Error::param(
+            "k",
+            format!("{k} neighbours need more than {k} points, got {n}"),
+        ));
     }
     let sq = (&x * &x).sum_dim_intlist(1i64, false, Kind::Float);
     let sq_row = sq.unsqueeze(0);
@@ -142,7 +154,8 @@ pub fn nearest_neighbors(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
         let _ = d2.f_add_(&sq_row)?;
         let _ = d2.f_add_(&sq.narrow(0, start, len).unsqueeze(1))?;
         // Exclude each point itself.
-        let diag = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu)).unsqueeze(1);
+        let diag =
+            Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu)).unsqueeze(1);
         let _ = d2.f_scatter_value_(1, &diag, f64::INFINITY)?;
         let (vals, idx) = d2.f_topk(k as i64, 1, false, true)?;
         all_dist.push(vals.clamp_min(0.0).sqrt());
@@ -156,7 +169,10 @@ pub fn nearest_neighbors(x: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
 /// (majority vote; a tie goes to the class of the nearest tied neighbour).
 pub fn knn_accuracy(coords: &[[f32; 2]], labels: &[u8], k: usize) -> Result<f64> {
     if coords.len() != labels.len() {
-        return Err(Error::param("labels", format!("{} labels for {} points", labels.len(), coords.len())));
+        return Err(Error::param(
+            "labels",
+            format!("{} labels for {} points", labels.len(), coords.len()),
+        ));
     }
     let flat: Vec<f32> = coords.iter().flat_map(|c| [c[0], c[1]]).collect();
     let x = Tensor::from_slice(&flat).view([coords.len() as i64, 2]);
@@ -191,11 +207,17 @@ pub fn tsne_images(set: &ImageSet, config: &TsneConfig) -> Result<Embedding> {
 pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> Result<Embedding> {
     let size = features.size();
     if size.len() != 2 {
-        return Err(Error::param("features", format!("expected [N, D], got shape {size:?}")));
+        return Err(Error::param(
+            "features",
+            format!("expected [N, D], got shape {size:?}"),
+        ));
     }
     let n = size[0] as usize;
     if labels.len() != n {
-        return Err(Error::param("labels", format!("{} labels for {n} rows", labels.len())));
+        return Err(Error::param(
+            "labels",
+            format!("{} labels for {n} rows", labels.len()),
+        ));
     }
     let neighbours = (3.0 * config.perplexity).floor() as usize;
     if !(config.perplexity >= 2.0) || n < neighbours + 2 {
@@ -211,12 +233,18 @@ pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> R
     if config.epochs <= config.exaggeration_epochs {
         return Err(Error::param(
             "epochs",
-            format!("{} must exceed the {} early-exaggeration epochs", config.epochs, config.exaggeration_epochs),
+            format!(
+                "{} must exceed the {} early-exaggeration epochs",
+                config.epochs, config.exaggeration_epochs
+            ),
         ));
     }
     if let Some(lr) = config.learning_rate {
         if !(lr > 0.0 && lr.is_finite()) {
-            return Err(Error::param("learning_rate", format!("{lr} must be positive and finite")));
+            return Err(Error::param(
+                "learning_rate",
+                format!("{lr} must be positive and finite"),
+            ));
         }
     }
     let start = Instant::now();
@@ -285,7 +313,10 @@ pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> R
         }
         TsneMethod::BarnesHut { theta } => {
             if !(theta > 0.0 && theta < 1.5) {
-                return Err(Error::param("theta", format!("{theta} must lie in (0, 1.5)")));
+                return Err(Error::param(
+                    "theta",
+                    format!("{theta} must lie in (0, 1.5)"),
+                ));
             }
             tsne.barnes_hut_with_neighbors(theta, &table);
         }
@@ -293,8 +324,14 @@ pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> R
     let flat = tsne.embedding();
     let seconds = start.elapsed().as_secs_f64();
     let coords: Vec<[f32; 2]> = flat.chunks(2).map(|c| [c[0], c[1]]).collect();
-    if coords.iter().any(|c| !c[0].is_finite() || !c[1].is_finite()) {
-        return Err(Error::param("learning_rate", "the t-SNE optimisation diverged (non-finite coordinates)"));
+    if coords
+        .iter()
+        .any(|c| !c[0].is_finite() || !c[1].is_finite())
+    {
+        return Err(Error::param(
+            "learning_rate",
+            "the t-SNE optimisation diverged (non-finite coordinates)",
+        ));
     }
     let knn10_accuracy = knn_accuracy(&coords, labels, 10)?;
     Ok(Embedding {
@@ -319,10 +356,15 @@ mod tests {
 
     fn clusters(n_per: usize, classes: usize, dim: usize) -> (Tensor, Vec<u8>) {
         tch::manual_seed(0);
-        let centres = Tensor::randn([classes as i64, dim as i64], (Kind::Float, Device::Cpu)) * 10.0;
+        let centres =
+            Tensor::randn([classes as i64, dim as i64], (Kind::Float, Device::Cpu)) * 10.0;
         let labels: Vec<u8> = (0..n_per * classes).map(|i| (i % classes) as u8).collect();
         let idx = Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
-        let x = centres.index_select(0, &idx) + Tensor::randn([(n_per * classes) as i64, dim as i64], (Kind::Float, Device::Cpu));
+        let x = centres.index_select(0, &idx)
+            + Tensor::randn(
+                [(n_per * classes) as i64, dim as i64],
+                (Kind::Float, Device::Cpu),
+            );
         (x, labels)
     }
 
@@ -353,19 +395,35 @@ mod tests {
         for i in 0..60 {
             let mut d: Vec<(f32, usize)> = (0..60)
                 .filter(|&j| j != i)
-                .map(|j| (rows[i].iter().zip(&rows[j]).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt(), j))
+                .map(|j| {
+                    (
+                        rows[i]
+                            .iter()
+                            .zip(&rows[j])
+                            .map(|(a, b)| (a - b).powi(2))
+                            .sum::<f32>()
+                            .sqrt(),
+                        j,
+                    )
+                })
                 .collect();
             d.sort_by(|a, b| a.0.total_cmp(&b.0));
             for k in 0..4 {
                 assert!((d[k].0 - dist[i * 4 + k]).abs() < 1e-3, "row {i} k {k}");
-                assert_ne!(idx[i * 4 + k], i as i64, "a point is never its own neighbour");
+                assert_ne!(
+                    idx[i * 4 + k],
+                    i as i64,
+                    "a point is never its own neighbour"
+                );
             }
         }
     }
 
     #[test]
     fn knn_accuracy_of_separated_and_mixed_points() {
-        let pts: Vec<[f32; 2]> = (0..100).map(|i| [(i % 2) as f32 * 100.0 + (i as f32) * 0.01, 0.0]).collect();
+        let pts: Vec<[f32; 2]> = (0..100)
+            .map(|i| [(i % 2) as f32 * 100.0 + (i as f32) * 0.01, 0.0])
+            .collect();
         let labels: Vec<u8> = (0..100).map(|i| (i % 2) as u8).collect();
         assert_eq!(knn_accuracy(&pts, &labels, 10).unwrap(), 1.0);
         let flipped: Vec<u8> = (0..100).map(|i| ((i / 2) % 2) as u8).collect();
@@ -376,15 +434,39 @@ mod tests {
     #[test]
     fn tsne_separates_clusters_with_every_method_and_init() {
         let (x, labels) = clusters(40, 4, 20);
-        let config = TsneConfig { epochs: 400, perplexity: 10.0, ..TsneConfig::default() };
+        let config = TsneConfig {
+            epochs: 400,
+            perplexity: 10.0,
+            ..TsneConfig::default()
+        };
         let a = tsne_features(&x, &labels, &config).unwrap();
         assert_eq!(a.coords.len(), 160);
         assert!(a.knn10_accuracy > 0.95, "{}", a.knn10_accuracy);
-        assert_eq!(a.config.method, TsneMethod::BarnesHut { theta: 0.6 }, "auto picks Barnes-Hut for few points");
+        assert_eq!(
+            a.config.method,
+            TsneMethod::BarnesHut { theta: 0.6 },
+            "auto picks Barnes-Hut for few points"
+        );
         assert_eq!(a.config.learning_rate, Some(200.0));
-        let fft = tsne_features(&x, &labels, &TsneConfig { method: TsneMethod::FitSne, ..config.clone() }).unwrap();
+        let fft = tsne_features(
+            &x,
+            &labels,
+            &TsneConfig {
+                method: TsneMethod::FitSne,
+                ..config.clone()
+            },
+        )
+        .unwrap();
         assert!(fft.knn10_accuracy > 0.95, "{}", fft.knn10_accuracy);
-        let r = tsne_features(&x, &labels, &TsneConfig { init: TsneInit::Random, ..config.clone() }).unwrap();
+        let r = tsne_features(
+            &x,
+            &labels,
+            &TsneConfig {
+                init: TsneInit::Random,
+                ..config.clone()
+            },
+        )
+        .unwrap();
         assert!(r.knn10_accuracy > 0.95, "{}", r.knn10_accuracy);
     }
 
@@ -393,14 +475,31 @@ mod tests {
         let (x, labels) = clusters(10, 3, 4);
         let too_few = tsne_features(&x, &labels, &TsneConfig::default()).unwrap_err();
         assert!(too_few.to_string().contains("perplexity"), "{too_few}");
-        let short = TsneConfig { perplexity: 5.0, epochs: 100, ..TsneConfig::default() };
-        assert!(tsne_features(&x, &labels, &short).unwrap_err().to_string().contains("epochs"));
-        let ok = TsneConfig { perplexity: 5.0, epochs: 300, ..TsneConfig::default() };
+        let short = TsneConfig {
+            perplexity: 5.0,
+            epochs: 100,
+            ..TsneConfig::default()
+        };
+        assert!(tsne_features(&x, &labels, &short)
+            .unwrap_err()
+            .to_string()
+            .contains("epochs"));
+        let ok = TsneConfig {
+            perplexity: 5.0,
+            epochs: 300,
+            ..TsneConfig::default()
+        };
         assert!(tsne_features(&x, &labels[..5], &ok).is_err());
-        let lr = TsneConfig { learning_rate: Some(-1.0), ..ok.clone() };
+        let lr = TsneConfig {
+            learning_rate: Some(-1.0),
+            ..ok.clone()
+        };
         assert!(tsne_features(&x, &labels, &lr).is_err());
         let nan = x.copy();
         let _ = nan.get(0).get(0).fill_(f64::NAN);
-        assert!(tsne_features(&nan, &labels, &ok).unwrap_err().to_string().contains("NaN"));
+        assert!(tsne_features(&nan, &labels, &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("NaN"));
     }
 }

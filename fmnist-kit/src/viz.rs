@@ -73,12 +73,16 @@ impl Figure {
         F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
     {
         if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
-            return Err(Error::param("size", format!("{width}×{height} is not a drawable size")));
+            return Err(Error::param(
+                "size",
+                format!("{width}×{height} is not a drawable size"),
+            ));
         }
         ensure_font();
         let mut fig = Figure::blank(width, height);
         {
-            let root = BitMapBackend::with_buffer(&mut fig.rgb, (width, height)).into_drawing_area();
+            let root =
+                BitMapBackend::with_buffer(&mut fig.rgb, (width, height)).into_drawing_area();
             f(&root)?;
             root.present().map_err(plot_err)?;
         }
@@ -135,7 +139,8 @@ impl Figure {
         Some([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]])
     }
 
-    fn paste(&mut self, other: &Figure, x0: u32, y0: u32) {
+    /// Copies `other` onto this figure with its top-left corner at `(x0, y0)` (clipped).
+    pub fn paste_at(&mut self, other: &Figure, x0: u32, y0: u32) {
         for y in 0..other.height.min(self.height.saturating_sub(y0)) {
             let src = (y as usize * other.width as usize) * 3;
             let dst = ((y0 + y) as usize * self.width as usize + x0 as usize) * 3;
@@ -151,7 +156,7 @@ impl Figure {
         let mut out = Figure::blank(width, height);
         let mut x = 0;
         for f in figures {
-            out.paste(f, x, 0);
+            out.paste_at(f, x, 0);
             x += f.width;
         }
         out
@@ -164,11 +169,28 @@ impl Figure {
         let mut out = Figure::blank(width, height);
         let mut y = 0;
         for f in figures {
-            out.paste(f, 0, y);
+            out.paste_at(f, 0, y);
             y += f.height;
         }
         out
     }
+}
+
+/// A sentence drawn as a small figure, for a cell that has nothing else to show.
+pub fn message(text: &str) -> Result<Figure> {
+    let width = (text.chars().count() as u32 * 8 + 40).clamp(200, 1600);
+    Figure::draw(width, 48, |root| {
+        root.fill(&RGBColor(250, 250, 250)).map_err(plot_err)?;
+        root.draw(&Text::new(
+            text.to_string(),
+            (20, 24),
+            (FONT, 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(plot_err)
+    })
 }
 
 /// HTML rich output for a notebook cell (e.g. a table, or several figures in one cell).
@@ -178,7 +200,10 @@ pub struct Html(pub String);
 impl Html {
     /// Called by evcxr when this is a cell's value.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.0);
+        println!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
     }
 }
 
@@ -199,7 +224,10 @@ impl ImageTile {
     /// A 28×28 tile from u8 pixels.
     pub fn from_u8(pixels: &[u8], title: impl Into<String>) -> Result<ImageTile> {
         if pixels.len() != IMAGE_SIDE * IMAGE_SIDE {
-            return Err(Error::param("pixels", format!("{} values, expected 784 (28×28)", pixels.len())));
+            return Err(Error::param(
+                "pixels",
+                format!("{} values, expected 784 (28×28)", pixels.len()),
+            ));
         }
         Ok(ImageTile {
             pixels: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
@@ -210,9 +238,17 @@ impl ImageTile {
     }
 
     /// A tile from float values in 0..1 (values outside are clipped), `[height, width]`.
-    pub fn from_f32(pixels: Vec<f32>, width: usize, height: usize, title: impl Into<String>) -> Result<ImageTile> {
+    pub fn from_f32(
+        pixels: Vec<f32>,
+        width: usize,
+        height: usize,
+        title: impl Into<String>,
+    ) -> Result<ImageTile> {
         if pixels.len() != width * height || width == 0 {
-            return Err(Error::param("pixels", format!("{} values for {width}×{height}", pixels.len())));
+            return Err(Error::param(
+                "pixels",
+                format!("{} values for {width}×{height}", pixels.len()),
+            ));
         }
         Ok(ImageTile {
             pixels,
@@ -256,7 +292,10 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
         return Err(Error::param("tiles", "no image to draw"));
     }
     if config.columns == 0 || config.scale == 0 {
-        return Err(Error::param("columns", "columns and scale must be at least 1"));
+        return Err(Error::param(
+            "columns",
+            "columns and scale must be at least 1",
+        ));
     }
     let tw = tiles.iter().map(|t| t.width).max().unwrap_or(1) as u32 * config.scale;
     let th = tiles.iter().map(|t| t.height).max().unwrap_or(1) as u32 * config.scale;
@@ -265,13 +304,27 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
     let label_w = if config.row_labels.is_empty() {
         0
     } else {
-        (config.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32 * 8 + 12).max(40)
+        (config
+            .row_labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0) as u32
+            * 8
+            + 12)
+            .max(40)
     };
     let heading_h = if config.title.is_some() { 30 } else { 0 };
     let cols = config.columns.min(tiles.len()) as u32;
     let rows = tiles.len().div_ceil(config.columns) as u32;
     let gap = 6;
-    let cell_w = tw.max(if has_titles { 60 } else { 0 }) + gap;
+    // Room for the longest title (about 6.5 pixels per character at size 11).
+    let title_w = tiles
+        .iter()
+        .map(|t| t.title.chars().count() as u32 * 13 / 2 + 4)
+        .max()
+        .unwrap_or(0);
+    let cell_w = tw.max(title_w) + gap;
     let cell_h = th + title_h + gap;
     let width = label_w + cols * cell_w + gap;
     let height = heading_h + rows * cell_h + gap;
@@ -281,7 +334,10 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
             root.draw(&Text::new(
                 t.clone(),
                 (width as i32 / 2, 8),
-                (FONT, 18).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+                (FONT, 18)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
             ))
             .map_err(plot_err)?;
         }
@@ -290,7 +346,10 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
             root.draw(&Text::new(
                 label.clone(),
                 (label_w as i32 - 8, y as i32),
-                (FONT, 13).into_font().color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
+                (FONT, 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
             ))
             .map_err(plot_err)?;
         }
@@ -302,7 +361,10 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
                 root.draw(&Text::new(
                     tile.title.clone(),
                     (x0 + (cell_w - gap) as i32 / 2, y0),
-                    (FONT, 11).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+                    (FONT, 11)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
                 ))
                 .map_err(plot_err)?;
             }
@@ -310,11 +372,22 @@ pub fn image_grid(tiles: &[ImageTile], config: &ImageGridConfig) -> Result<Figur
             let xi = x0 + ((cell_w - gap) as i32 - tile.width as i32 * s) / 2;
             let yi = y0 + title_h as i32;
             for (k, &v) in tile.pixels.iter().enumerate() {
-                let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
-                let g = if config.inverted { 255 - (v * 255.0).round() as u8 } else { (v * 255.0).round() as u8 };
+                let v = if v.is_finite() {
+                    v.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let g = if config.inverted {
+                    255 - (v * 255.0).round() as u8
+                } else {
+                    (v * 255.0).round() as u8
+                };
                 let (px, py) = ((k % tile.width) as i32, (k / tile.width) as i32);
                 root.draw(&Rectangle::new(
-                    [(xi + px * s, yi + py * s), (xi + px * s + s, yi + py * s + s)],
+                    [
+                        (xi + px * s, yi + py * s),
+                        (xi + px * s + s, yi + py * s + s),
+                    ],
                     RGBColor(g, g, g).filled(),
                 ))
                 .map_err(plot_err)?;
@@ -337,7 +410,11 @@ pub fn class_samples_grid(set: &ImageSet, per_class: usize) -> Result<Figure> {
         if idx.len() < per_class {
             return Err(Error::param(
                 "per_class",
-                format!("class {} has only {} images, {per_class} asked", CLASS_NAMES[class], idx.len()),
+                format!(
+                    "class {} has only {} images, {per_class} asked",
+                    CLASS_NAMES[class],
+                    idx.len()
+                ),
             ));
         }
         for i in idx {
@@ -414,10 +491,16 @@ impl BarChart {
     pub fn draw(&self) -> Result<Figure> {
         let n = self.categories.len();
         if n == 0 || self.series.is_empty() {
-            return Err(Error::param("categories", "a bar chart needs at least one category and one series"));
+            return Err(Error::param(
+                "categories",
+                "a bar chart needs at least one category and one series",
+            ));
         }
         if let Some((name, v)) = self.series.iter().find(|(_, v)| v.len() != n) {
-            return Err(Error::param("series", format!("series {name:?} has {} values for {n} categories", v.len())));
+            return Err(Error::param(
+                "series",
+                format!("series {name:?} has {} values for {n} categories", v.len()),
+            ));
         }
         let max = self
             .series
@@ -463,18 +546,26 @@ impl BarChart {
                 let left = |i: usize| i as f64 - group / 2.0 + s as f64 * bar;
                 chart
                     .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                        Rectangle::new([(left(i), 0.0), (left(i) + bar * 0.95, v.max(0.0))], color.filled())
+                        Rectangle::new(
+                            [(left(i), 0.0), (left(i) + bar * 0.95, v.max(0.0))],
+                            color.filled(),
+                        )
                     }))
                     .map_err(plot_err)?
                     .label(name.clone())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    });
                 if self.show_values {
                     chart
                         .draw_series(values.iter().enumerate().map(|(i, &v)| {
                             Text::new(
                                 format_value(v),
                                 (left(i) + bar * 0.475, v.max(0.0)),
-                                (FONT, 10).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                                (FONT, 10)
+                                    .into_font()
+                                    .color(&BLACK)
+                                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
                             )
                         }))
                         .map_err(plot_err)?;
@@ -520,7 +611,10 @@ pub fn class_balance(train: &ImageSet, test: &ImageSet) -> Result<Figure> {
         BarChart {
             title: format!("{title}: {} images", format_value(set.len() as f64)),
             categories: cats.clone(),
-            series: vec![(title.to_string(), set.class_counts().iter().map(|&c| c as f64).collect())],
+            series: vec![(
+                title.to_string(),
+                set.class_counts().iter().map(|&c| c as f64).collect(),
+            )],
             y_label: "images".into(),
             width: 620,
             height: 340,
@@ -528,7 +622,10 @@ pub fn class_balance(train: &ImageSet, test: &ImageSet) -> Result<Figure> {
         }
         .draw()
     };
-    Ok(Figure::hstack(&[panel("train", train)?, panel("test", test)?]))
+    Ok(Figure::hstack(&[
+        panel("train", train)?,
+        panel("test", test)?,
+    ]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,13 +684,27 @@ impl ClassScatter {
     /// Draws the scatter.
     pub fn draw(&self) -> Result<Figure> {
         if self.points.len() != self.labels.len() {
-            return Err(Error::param("labels", format!("{} labels for {} points", self.labels.len(), self.points.len())));
+            return Err(Error::param(
+                "labels",
+                format!(
+                    "{} labels for {} points",
+                    self.labels.len(),
+                    self.points.len()
+                ),
+            ));
         }
         if self.points.is_empty() {
             return Err(Error::param("points", "nothing to draw"));
         }
-        if self.points.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {
-            return Err(Error::param("points", "contain NaN or infinite coordinates"));
+        if self
+            .points
+            .iter()
+            .any(|p| !p[0].is_finite() || !p[1].is_finite())
+        {
+            return Err(Error::param(
+                "points",
+                "contain NaN or infinite coordinates",
+            ));
         }
         let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
         for p in &self.points {
@@ -642,7 +753,10 @@ impl ClassScatter {
                     root.draw(&Text::new(
                         name.to_string(),
                         at,
-                        (FONT, 15).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
+                        (FONT, 15)
+                            .into_font()
+                            .color(&BLACK)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
                     ))
                     .map_err(plot_err)?;
                 }
@@ -666,18 +780,38 @@ mod tests {
     fn image_grid_draws_pixels_and_titles() {
         let mut px = vec![0u8; 784];
         px[0] = 255; // top-left pixel white
-        let tiles = vec![ImageTile::from_u8(&px, "first").unwrap(), ImageTile::from_u8(&vec![128; 784], "second").unwrap()];
-        let fig = image_grid(&tiles, &ImageGridConfig { columns: 2, scale: 2, ..Default::default() }).unwrap();
+        let tiles = vec![
+            ImageTile::from_u8(&px, "first").unwrap(),
+            ImageTile::from_u8(&vec![128; 784], "second").unwrap(),
+        ];
+        let fig = image_grid(
+            &tiles,
+            &ImageGridConfig {
+                columns: 2,
+                scale: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let (w, h) = decode(&fig.png().unwrap());
         assert_eq!((w, h), (fig.width, fig.height));
         // Some dark pixels (the black image), some mid-grey, and text (non-white) in the title band.
         let count = |f: &dyn Fn([u8; 3]) -> bool| {
-            (0..fig.height).flat_map(|y| (0..fig.width).map(move |x| (x, y))).filter(|&(x, y)| f(fig.pixel(x, y).unwrap())).count()
+            (0..fig.height)
+                .flat_map(|y| (0..fig.width).map(move |x| (x, y)))
+                .filter(|&(x, y)| f(fig.pixel(x, y).unwrap()))
+                .count()
         };
         assert!(count(&|p| p == [0, 0, 0]) >= 783 * 4);
         assert!(count(&|p| p == [128, 128, 128]) >= 784 * 4);
-        let title_ink = (0..fig.width).flat_map(|x| (0..14).map(move |y| (x, y))).filter(|&(x, y)| fig.pixel(x, y).unwrap() != [255, 255, 255]).count();
-        assert!(title_ink > 20, "titles must be drawn ({title_ink} ink pixels)");
+        let title_ink = (0..fig.width)
+            .flat_map(|x| (0..14).map(move |y| (x, y)))
+            .filter(|&(x, y)| fig.pixel(x, y).unwrap() != [255, 255, 255])
+            .count();
+        assert!(
+            title_ink > 20,
+            "titles must be drawn ({title_ink} ink pixels)"
+        );
         assert!(image_grid(&[], &ImageGridConfig::default()).is_err());
         assert!(ImageTile::from_u8(&[0; 10], "").is_err());
     }
@@ -692,7 +826,10 @@ mod tests {
         };
         let fig = chart.draw().unwrap();
         assert_eq!((fig.width, fig.height), (720, 360));
-        let bad = BarChart { series: vec![("s".into(), vec![1.0])], ..chart };
+        let bad = BarChart {
+            series: vec![("s".into(), vec![1.0])],
+            ..chart
+        };
         assert!(bad.draw().unwrap_err().to_string().contains("series"));
         assert_eq!(format_value(6000.0), "6,000");
         assert_eq!(format_value(123.0), "123");
@@ -700,7 +837,13 @@ mod tests {
 
     #[test]
     fn scatter_medians_and_colours() {
-        let points = vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [10.0, 10.0], [11.0, 12.0]];
+        let points = vec![
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [2.0, 2.0],
+            [10.0, 10.0],
+            [11.0, 12.0],
+        ];
         let labels = vec![0, 0, 0, 3, 3];
         let s = ClassScatter::new("x", points, labels);
         let med = s.class_medians();
@@ -709,7 +852,12 @@ mod tests {
         assert_eq!(med[5], None);
         let fig = s.draw().unwrap();
         let (r, g, b) = CLASS_COLORS[3];
-        let has_class3 = fig.rgb.chunks(3).any(|p| (p[0] as i32 - r as i32).abs() < 40 && (p[1] as i32 - g as i32).abs() < 40 && (p[2] as i32 - b as i32).abs() < 40 && p != [255, 255, 255]);
+        let has_class3 = fig.rgb.chunks(3).any(|p| {
+            (p[0] as i32 - r as i32).abs() < 40
+                && (p[1] as i32 - g as i32).abs() < 40
+                && (p[2] as i32 - b as i32).abs() < 40
+                && p != [255, 255, 255]
+        });
         assert!(has_class3);
         let bad = ClassScatter::new("x", vec![[f32::NAN, 0.0]], vec![0]);
         assert!(bad.draw().is_err());
@@ -737,8 +885,34 @@ mod tests {
         assert_eq!((fig.width, fig.height), (1120, 360));
         let (r, g, b) = CLASS_COLORS[1];
         let orange = fig.rgb.chunks(3).filter(|p| p == &[r, g, b]).count();
-        assert!(orange > 100, "validation lines drawn in both panels ({orange} pixels)");
+        assert!(
+            orange > 100,
+            "validation lines drawn in both panels ({orange} pixels)"
+        );
         assert!(training_curves(&History::default()).is_err());
+    }
+
+    #[test]
+    fn heatmap_and_gallery() {
+        let mut m = [[0u64; NUM_CLASSES]; NUM_CLASSES];
+        for (i, row) in m.iter_mut().enumerate() {
+            row[i] = 90;
+            row[(i + 1) % NUM_CLASSES] = 10;
+        }
+        let fig = confusion_heatmap(&m, "test").unwrap();
+        // A diagonal cell is dark blue (share 0.9), an off-diagonal zero cell is near white.
+        let (cell, left, top) = (74u32, 96u32, 56u32);
+        let dark = fig.pixel(left + 4, top + 4).unwrap();
+        let light = fig.pixel(left + cell * 5 + 4, top + 4).unwrap();
+        assert!(dark[0] < 60 && dark[2] > 100, "{dark:?}");
+        assert!(light[0] > 240, "{light:?}");
+        let set = ImageSet {
+            images: vec![0; 784 * 3],
+            labels: vec![0, 1, 2],
+        };
+        let g = prediction_gallery(&set, &[0, 2], &[0, 5, 9], 2, "wrong").unwrap();
+        assert!(g.width > 2 * 84);
+        assert!(prediction_gallery(&set, &[7], &[0, 5, 9], 2, "x").is_err());
     }
 
     #[test]
@@ -770,7 +944,11 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
         return Err(Error::param("history", "no epoch to draw"));
     }
     let epochs: Vec<f64> = history.epochs.iter().map(|e| e.epoch as f64).collect();
-    let panel = |title: &str, train: Vec<f64>, val: Vec<f64>, legend: SeriesLabelPosition| -> Result<Figure> {
+    let panel = |title: &str,
+                 train: Vec<f64>,
+                 val: Vec<f64>,
+                 legend: SeriesLabelPosition|
+     -> Result<Figure> {
         let all = train.iter().chain(&val).copied().filter(|v| v.is_finite());
         let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let pad = ((hi - lo) * 0.1).max(1e-3);
@@ -791,18 +969,30 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
                 .x_labels(epochs.len().clamp(2, 10))
                 .y_labels(6)
                 .light_line_style(RGBColor(235, 235, 235))
-                .x_label_formatter(&|v| if (v - v.round()).abs() < 1e-6 { format!("{v:.0}") } else { String::new() })
+                .x_label_formatter(&|v| {
+                    if (v - v.round()).abs() < 1e-6 {
+                        format!("{v:.0}")
+                    } else {
+                        String::new()
+                    }
+                })
                 .label_style((FONT, 12))
                 .draw()
                 .map_err(plot_err)?;
-            for (name, values, (r, g, b)) in [("train", &train, CLASS_COLORS[0]), ("validation", &val, CLASS_COLORS[1])] {
+            for (name, values, (r, g, b)) in [
+                ("train", &train, CLASS_COLORS[0]),
+                ("validation", &val, CLASS_COLORS[1]),
+            ] {
                 let color = RGBColor(r, g, b);
-                let pts: Vec<(f64, f64)> = epochs.iter().copied().zip(values.iter().copied()).collect();
+                let pts: Vec<(f64, f64)> =
+                    epochs.iter().copied().zip(values.iter().copied()).collect();
                 chart
                     .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                     .map_err(plot_err)?
                     .label(name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
                 chart
                     .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
                     .map_err(plot_err)?;
@@ -834,9 +1024,16 @@ pub fn training_curves(history: &crate::train::History) -> Result<Figure> {
 }
 
 /// One row per `(name, config)`: the same images of `set` passed through each augmentation.
-pub fn augmentation_rows(set: &ImageSet, rows: &[(String, crate::augment::AugmentConfig)], seed: u64) -> Result<Figure> {
+pub fn augmentation_rows(
+    set: &ImageSet,
+    rows: &[(String, crate::augment::AugmentConfig)],
+    seed: u64,
+) -> Result<Figure> {
     if set.is_empty() || rows.is_empty() {
-        return Err(Error::param("set", "need at least one image and one augmentation"));
+        return Err(Error::param(
+            "set",
+            "need at least one image and one augmentation",
+        ));
     }
     let x = set.images_tensor();
     let mut tiles = Vec::new();
@@ -845,8 +1042,17 @@ pub fn augmentation_rows(set: &ImageSet, rows: &[(String, crate::augment::Augmen
         let y = aug.apply(&x)?;
         let flat: Vec<f32> = Vec::<f32>::try_from(y.flatten(0, -1))?;
         for (i, px) in flat.chunks(IMAGE_SIDE * IMAGE_SIDE).enumerate() {
-            let title = if r == 0 { CLASS_NAMES[set.labels[i] as usize % NUM_CLASSES].to_string() } else { String::new() };
-            tiles.push(ImageTile::from_f32(px.to_vec(), IMAGE_SIDE, IMAGE_SIDE, title)?);
+            let title = if r == 0 {
+                CLASS_NAMES[set.labels[i] as usize % NUM_CLASSES].to_string()
+            } else {
+                String::new()
+            };
+            tiles.push(ImageTile::from_f32(
+                px.to_vec(),
+                IMAGE_SIDE,
+                IMAGE_SIDE,
+                title,
+            )?);
         }
     }
     image_grid(
@@ -862,13 +1068,24 @@ pub fn augmentation_rows(set: &ImageSet, rows: &[(String, crate::augment::Augmen
 }
 
 /// A `side × side` grid of one image erased `side²` times with `erasing`.
-pub fn erasing_grid(image: &ImageSet, erasing: &crate::augment::RandomErasing, side: usize, seed: u64) -> Result<Figure> {
+pub fn erasing_grid(
+    image: &ImageSet,
+    erasing: &crate::augment::RandomErasing,
+    side: usize,
+    seed: u64,
+) -> Result<Figure> {
     if image.is_empty() || side == 0 {
-        return Err(Error::param("image", "need one image and a grid side of at least 1"));
+        return Err(Error::param(
+            "image",
+            "need one image and a grid side of at least 1",
+        ));
     }
     let one = image.first(1);
     let n = (side * side) as i64;
-    let x = one.images_tensor().expand([n, 1, 28, 28], false).contiguous();
+    let x = one
+        .images_tensor()
+        .expand([n, 1, 28, 28], false)
+        .contiguous();
     let cfg = crate::augment::AugmentConfig {
         erasing: Some(erasing.clone()),
         ..Default::default()
@@ -896,6 +1113,152 @@ pub fn erasing_grid(image: &ImageSet, erasing: &crate::augment::RandomErasing, s
                 "Random erasing: p {}, area {}–{}, aspect {}–{}",
                 erasing.p, erasing.area.0, erasing.area.1, erasing.aspect.0, erasing.aspect.1
             )),
+            row_labels: Vec::new(),
+            inverted: true,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation figures
+// ---------------------------------------------------------------------------------------------
+
+/// A confusion matrix (`[true][predicted]` counts) as a heatmap: colour by the row-normalised
+/// share, each cell annotated with its count and share, class names on both axes; text turns
+/// white on dark cells.
+pub fn confusion_heatmap(
+    matrix: &[[u64; NUM_CLASSES]; NUM_CLASSES],
+    title: &str,
+) -> Result<Figure> {
+    let shares = crate::metrics::normalize_rows(matrix);
+    let (cell, left, top) = (74i32, 96i32, 56i32);
+    let width = (left + cell * NUM_CLASSES as i32 + 16) as u32;
+    let height = (top + cell * NUM_CLASSES as i32 + 56) as u32;
+    Figure::draw(width, height, |root| {
+        root.fill(&WHITE).map_err(plot_err)?;
+        let text = |s: String, at: (i32, i32), size: u32, color: RGBColor, pos: Pos| {
+            root.draw(&Text::new(
+                s,
+                at,
+                (FONT, size).into_font().color(&color).pos(pos),
+            ))
+            .map_err(plot_err)
+        };
+        text(
+            title.to_string(),
+            (width as i32 / 2, 8),
+            18,
+            BLACK,
+            Pos::new(HPos::Center, VPos::Top),
+        )?;
+        text(
+            "predicted".into(),
+            (left + cell * 5, top - 22),
+            13,
+            BLACK,
+            Pos::new(HPos::Center, VPos::Center),
+        )?;
+        for (t, row) in matrix.iter().enumerate() {
+            let y0 = top + cell * t as i32;
+            text(
+                CLASS_NAMES[t].into(),
+                (left - 6, y0 + cell / 2),
+                12,
+                BLACK,
+                Pos::new(HPos::Right, VPos::Center),
+            )?;
+            for (p, &count) in row.iter().enumerate() {
+                let x0 = left + cell * p as i32;
+                let share = shares[t][p];
+                // White → dark blue, like matplotlib's "Blues".
+                let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * share).round() as u8;
+                let color = RGBColor(mix(247, 8), mix(251, 48), mix(255, 107));
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell, y0 + cell)],
+                    color.filled(),
+                ))
+                .map_err(plot_err)?;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell, y0 + cell)],
+                    RGBColor(200, 200, 200),
+                ))
+                .map_err(plot_err)?;
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                text(
+                    count.to_string(),
+                    (x0 + cell / 2, y0 + cell / 2 - 8),
+                    14,
+                    ink,
+                    Pos::new(HPos::Center, VPos::Center),
+                )?;
+                text(
+                    format!("{:.1}%", share * 100.0),
+                    (x0 + cell / 2, y0 + cell / 2 + 10),
+                    11,
+                    ink,
+                    Pos::new(HPos::Center, VPos::Center),
+                )?;
+            }
+        }
+        for (p, name) in CLASS_NAMES.iter().enumerate() {
+            text(
+                name.to_string(),
+                (
+                    left + cell * p as i32 + cell / 2,
+                    top + cell * NUM_CLASSES as i32 + 6,
+                ),
+                11,
+                BLACK,
+                Pos::new(HPos::Center, VPos::Top),
+            )?;
+        }
+        text(
+            "true class (rows); cells: count and share of the row".into(),
+            (left + cell * 5, top + cell * NUM_CLASSES as i32 + 32),
+            12,
+            BLACK,
+            Pos::new(HPos::Center, VPos::Top),
+        )?;
+        Ok(())
+    })
+}
+
+/// Images of `set` at `indices`, each titled "pred X / true Y" with class names, `columns` per row.
+pub fn prediction_gallery(
+    set: &ImageSet,
+    indices: &[usize],
+    predicted: &[u8],
+    columns: usize,
+    title: &str,
+) -> Result<Figure> {
+    if indices.is_empty() {
+        return Err(Error::param("indices", "no image to show"));
+    }
+    let tiles = indices
+        .iter()
+        .map(|&i| {
+            let (Some(px), Some(&p)) = (set.image(i), predicted.get(i)) else {
+                return Err(Error::param(
+                    "indices",
+                    format!("index {i} is past the end ({} images)", set.len()),
+                ));
+            };
+            ImageTile::from_u8(
+                px,
+                format!(
+                    "pred {} / true {}",
+                    data::class_name(p as usize),
+                    data::class_name(set.labels[i] as usize)
+                ),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    image_grid(
+        &tiles,
+        &ImageGridConfig {
+            columns,
+            scale: 3,
+            title: Some(title.to_string()),
             row_labels: Vec::new(),
             inverted: true,
         },

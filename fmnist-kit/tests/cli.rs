@@ -33,12 +33,21 @@ fn prepare_data_then_data_info() {
     write_idx_folder(&src, &synthetic_set(120, 1), &synthetic_set(30, 2));
     let out = dir.path().join("data.tar.gz");
     let (src_s, out_s) = (src.to_str().unwrap(), out.to_str().unwrap());
-    let a = json_of(&fmnist(&["prepare-data", "--source", src_s, "--out", out_s, "--json"], dir.path()));
-    let b = json_of(&fmnist(&["prepare-data", "--source", src_s, "--out", out_s, "--json"], dir.path()));
+    let a = json_of(&fmnist(
+        &["prepare-data", "--source", src_s, "--out", out_s, "--json"],
+        dir.path(),
+    ));
+    let b = json_of(&fmnist(
+        &["prepare-data", "--source", src_s, "--out", out_s, "--json"],
+        dir.path(),
+    ));
     assert_eq!(a["sha256"], b["sha256"]);
     assert_eq!(a["train_rows"], 120);
 
-    let info = json_of(&fmnist(&["data-info", "--data", out_s, "--json"], dir.path()));
+    let info = json_of(&fmnist(
+        &["data-info", "--data", out_s, "--json"],
+        dir.path(),
+    ));
     assert_eq!(info["train"]["rows"], 120);
     assert_eq!(info["test"]["rows"], 30);
     assert_eq!(info["train"]["class_counts"]["t_shirt"], 12);
@@ -46,7 +55,10 @@ fn prepare_data_then_data_info() {
     assert_eq!(info["cached"], false);
     assert!(info["load_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(info["split"]["validation"], 24);
-    let again = json_of(&fmnist(&["data-info", "--data", out_s, "--json"], dir.path()));
+    let again = json_of(&fmnist(
+        &["data-info", "--data", out_s, "--json"],
+        dir.path(),
+    ));
     assert_eq!(again["cached"], true);
 }
 
@@ -57,7 +69,15 @@ fn prepare_data_refuses_a_wrong_checksum() {
     write_idx_folder(&src, &synthetic_set(20, 1), &synthetic_set(10, 2));
     let out = dir.path().join("data.tar.gz");
     let o = fmnist(
-        &["prepare-data", "--source", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--expect-sha256", &"a".repeat(64)],
+        &[
+            "prepare-data",
+            "--source",
+            src.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--expect-sha256",
+            &"a".repeat(64),
+        ],
         dir.path(),
     );
     assert!(!o.status.success());
@@ -73,7 +93,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let o = fmnist(&["data-info", "--data", p.to_str().unwrap()], dir.path());
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.tar.gz") && err.contains("line 3, field 5 (pixel4)"), "{err}");
+    assert!(
+        err.contains("bad.tar.gz") && err.contains("line 3, field 5 (pixel4)"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -81,29 +104,53 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 fn tsne_writes_embedding_csv_png_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("d.tar.gz");
-    std::fs::write(&p, fmnist_kit::data::tarball_bytes(&synthetic_set(300, 3), &synthetic_set(20, 4)).unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        fmnist_kit::data::tarball_bytes(&synthetic_set(300, 3), &synthetic_set(20, 4)).unwrap(),
+    )
+    .unwrap();
     let csv = dir.path().join("emb.csv");
     let png = dir.path().join("emb.png");
     let v = json_of(&fmnist(
         &[
-            "tsne", "--data", p.to_str().unwrap(), "--n", "200", "--epochs", "400",
-            "--embedding-out", csv.to_str().unwrap(), "--png", png.to_str().unwrap(), "--json",
+            "tsne",
+            "--data",
+            p.to_str().unwrap(),
+            "--n",
+            "200",
+            "--epochs",
+            "400",
+            "--embedding-out",
+            csv.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+            "--json",
         ],
         dir.path(),
     ));
     assert_eq!(v["n"], 200);
     assert!(v["seconds"].as_f64().unwrap() > 0.0);
     let acc = v["knn10_accuracy"].as_f64().unwrap();
-    assert!(acc > 0.9, "well-separated synthetic classes must embed apart: {acc}");
+    assert!(
+        acc > 0.9,
+        "well-separated synthetic classes must embed apart: {acc}"
+    );
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "index,label,x,y");
     assert_eq!(lines.len(), 201);
-    assert!(lines[1].starts_with("0,0,") && lines[200].starts_with("199,9,"), "{}", lines[200]);
+    assert!(
+        lines[1].starts_with("0,0,") && lines[200].starts_with("199,9,"),
+        "{}",
+        lines[200]
+    );
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 
     // Too few points for the perplexity: an error, not a panic.
-    let o = fmnist(&["tsne", "--data", p.to_str().unwrap(), "--n", "50"], dir.path());
+    let o = fmnist(
+        &["tsne", "--data", p.to_str().unwrap(), "--n", "50"],
+        dir.path(),
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("perplexity"));
 }
@@ -118,7 +165,10 @@ fn official_idx_files_have_the_official_counts() {
         src.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let info = json_of(&fmnist(&["data-info", "--data", src.to_str().unwrap(), "--json"], dir.path()));
+    let info = json_of(&fmnist(
+        &["data-info", "--data", src.to_str().unwrap(), "--json"],
+        dir.path(),
+    ));
     assert_eq!(info["train"]["rows"], 60_000);
     assert_eq!(info["test"]["rows"], 10_000);
     for name in fmnist_kit::data::CLASS_NAMES {
@@ -127,4 +177,99 @@ fn official_idx_files_have_the_official_counts() {
     }
     let mean = info["train"]["pixel_mean"].as_f64().unwrap();
     assert!((mean - 0.2860).abs() < 1e-3, "{mean}");
+}
+
+#[test]
+fn train_then_evaluate_agree_with_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.tar.gz");
+    std::fs::write(
+        &p,
+        fmnist_kit::data::tarball_bytes(&synthetic_set(400, 5), &synthetic_set(50, 6)).unwrap(),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let (data, out_s) = (p.to_str().unwrap(), out.to_str().unwrap());
+    let trained = json_of(&fmnist(
+        &[
+            "train",
+            "--model",
+            "cnn4",
+            "--profile",
+            "smoke",
+            "--data",
+            data,
+            "--out",
+            out_s,
+            "--json",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(trained["model"], "cnn4");
+    assert_eq!(trained["test_images"], 50);
+    let csv = dir.path().join("pred.csv");
+    let ckpt = out.join("best.safetensors");
+    let eval = json_of(&fmnist(
+        &[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data,
+            "--predictions",
+            csv.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    ));
+    // The model was read from result.json beside the checkpoint.
+    assert_eq!(eval["model"], "cnn4");
+    for key in fmnist_kit::data::CLASS_NAMES
+        .iter()
+        .copied()
+        .chain(["macro avg", "weighted avg"])
+    {
+        for field in ["precision", "recall", "f1-score", "support"] {
+            assert!(eval[key][field].is_number(), "{key}/{field}");
+        }
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "index,label,predicted,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9"
+    );
+    assert_eq!(lines.len(), 51);
+    let right = lines[1..]
+        .iter()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[1] == f[2]
+        })
+        .count();
+    let acc = eval["accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - right as f64 / 50.0).abs() < 1e-12,
+        "JSON accuracy {acc} vs CSV {right}/50"
+    );
+    assert!(
+        (acc - trained["test_accuracy"].as_f64().unwrap()).abs() < 1e-12,
+        "evaluate agrees with train"
+    );
+    let cm = eval["confusion_matrix"].as_array().unwrap();
+    let diag: u64 = (0..10).map(|i| cm[i][i].as_u64().unwrap()).sum();
+    assert_eq!(diag as usize, right);
+
+    let bad = fmnist(
+        &[
+            "evaluate",
+            "--checkpoint",
+            "/nonexistent/best.safetensors",
+            "--data",
+            data,
+        ],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--model"));
 }

@@ -51,7 +51,9 @@ fn tarball_bytes_are_reproducible() {
 #[test]
 fn kaggle_member_names_nested_folder_and_crlf_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let train = String::from_utf8(csv(&[row(4, 9), row(2, 255)])).unwrap().replace('\n', "\r\n");
+    let train = String::from_utf8(csv(&[row(4, 9), row(2, 255)]))
+        .unwrap()
+        .replace('\n', "\r\n");
     let test = csv(&[row(0, 1)]);
     let p = dir.path().join("kaggle.tar.gz");
     std::fs::write(
@@ -97,7 +99,10 @@ fn prepare_data_builds_a_loadable_reproducible_tarball_atomically() {
     assert!(err.to_string().contains("sha256"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), before);
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
@@ -120,7 +125,10 @@ fn cache_is_used_the_second_time_and_never_stale() {
     assert!(!third.info.cached);
     assert_eq!(third.train.labels, vec![1, 5]);
     // A corrupted cache file is ignored, not trusted.
-    let cache_file = dir.path().join("cache").join(format!("{}.fmnist", third.info.content_hash));
+    let cache_file = dir
+        .path()
+        .join("cache")
+        .join(format!("{}.fmnist", third.info.content_hash));
     let mut bytes = std::fs::read(&cache_file).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -137,14 +145,40 @@ fn split_is_deterministic_disjoint_and_stratified_on_request() {
     let b = data::train_validation_split(&set, &SplitConfig::default()).unwrap();
     assert_eq!(a.validation_indices, b.validation_indices);
     assert_eq!((a.train.len(), a.validation.len()), (800, 200));
-    let mut all: Vec<usize> = a.train_indices.iter().chain(&a.validation_indices).copied().collect();
+    let mut all: Vec<usize> = a
+        .train_indices
+        .iter()
+        .chain(&a.validation_indices)
+        .copied()
+        .collect();
     all.sort();
     assert_eq!(all, (0..1000).collect::<Vec<_>>());
-    let c = data::train_validation_split(&set, &SplitConfig { seed: 14, ..Default::default() }).unwrap();
+    let c = data::train_validation_split(
+        &set,
+        &SplitConfig {
+            seed: 14,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_ne!(a.validation_indices, c.validation_indices);
-    let s = data::train_validation_split(&set, &SplitConfig { stratified: true, ..Default::default() }).unwrap();
+    let s = data::train_validation_split(
+        &set,
+        &SplitConfig {
+            stratified: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(s.validation.class_counts().iter().all(|&n| n == 20));
-    assert!(data::train_validation_split(&set, &SplitConfig { validation_fraction: 1.0, ..Default::default() }).is_err());
+    assert!(data::train_validation_split(
+        &set,
+        &SplitConfig {
+            validation_fraction: 1.0,
+            ..Default::default()
+        }
+    )
+    .is_err());
 }
 
 #[test]
@@ -187,14 +221,21 @@ fn not_a_tar() {
     let p = dir.path().join("notar.tar.gz");
     std::fs::write(&p, gzip(&[b'x'; 2000])).unwrap();
     let (err, msg) = load_err(&p);
-    assert!(matches!(err, Error::Tar { .. } | Error::MissingMember { .. }), "{msg}");
+    assert!(
+        matches!(err, Error::Tar { .. } | Error::MissingMember { .. }),
+        "{msg}"
+    );
 }
 
 #[test]
 fn member_missing() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("onlytrain.tar.gz");
-    std::fs::write(&p, gzip(&tar(&[("fashion_mnist_train.csv", &csv(&[row(1, 1)]))]))).unwrap();
+    std::fs::write(
+        &p,
+        gzip(&tar(&[("fashion_mnist_train.csv", &csv(&[row(1, 1)]))])),
+    )
+    .unwrap();
     let (err, msg) = load_err(&p);
     assert!(matches!(err, Error::MissingMember { .. }), "{msg}");
     assert!(msg.contains("fashion_mnist_test.csv"), "{msg}");
@@ -204,14 +245,24 @@ fn member_missing() {
 fn wrong_header() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("header.tar.gz");
-    let bad = String::from_utf8(csv(&[row(1, 1)])).unwrap().replacen("pixel2", "pixelX", 1);
+    let bad = String::from_utf8(csv(&[row(1, 1)]))
+        .unwrap()
+        .replacen("pixel2", "pixelX", 1);
     std::fs::write(
         &p,
-        gzip(&tar(&[("fashion_mnist_train.csv", bad.as_bytes()), ("fashion_mnist_test.csv", &csv(&[row(1, 1)]))])),
+        gzip(&tar(&[
+            ("fashion_mnist_train.csv", bad.as_bytes()),
+            ("fashion_mnist_test.csv", &csv(&[row(1, 1)])),
+        ])),
     )
     .unwrap();
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("fashion_mnist_train.csv") && msg.contains("line 1") && msg.contains("field 3"), "{msg}");
+    assert!(
+        msg.contains("fashion_mnist_train.csv")
+            && msg.contains("line 1")
+            && msg.contains("field 3"),
+        "{msg}"
+    );
     assert!(msg.contains("pixelX"), "{msg}");
 }
 
@@ -221,23 +272,39 @@ fn row_with_wrong_field_count() {
     let short: String = row(1, 1).rsplit_once(',').unwrap().0.to_string();
     let p = bad_tarball(dir.path(), "short.tar.gz", &[row(1, 1), short]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("line 3") && msg.contains("784 fields, expected 785"), "{msg}");
+    assert!(
+        msg.contains("line 3") && msg.contains("784 fields, expected 785"),
+        "{msg}"
+    );
     let long = format!("{},0", row(1, 1));
     let p = bad_tarball(dir.path(), "long.tar.gz", &[long]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("line 2") && msg.contains("786 fields"), "{msg}");
+    assert!(
+        msg.contains("line 2") && msg.contains("786 fields"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn non_integer_field() {
     let dir = tempfile::tempdir().unwrap();
-    let p = bad_tarball(dir.path(), "float.tar.gz", &[row(1, 1), row(2, 2), row_with_field(3, "1.5")]);
+    let p = bad_tarball(
+        dir.path(),
+        "float.tar.gz",
+        &[row(1, 1), row(2, 2), row_with_field(3, "1.5")],
+    );
     let (err, msg) = load_err(&p);
     assert!(matches!(err, Error::Data { .. }), "{msg}");
-    assert!(msg.contains("line 4, field 3 (pixel2)") && msg.contains("\"1.5\" is not an integer"), "{msg}");
+    assert!(
+        msg.contains("line 4, field 3 (pixel2)") && msg.contains("\"1.5\" is not an integer"),
+        "{msg}"
+    );
     let p = bad_tarball(dir.path(), "empty-field.tar.gz", &[row_with_field(10, "")]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("field 10 (pixel9)") && msg.contains("not an integer"), "{msg}");
+    assert!(
+        msg.contains("field 10 (pixel9)") && msg.contains("not an integer"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -245,10 +312,16 @@ fn pixel_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let p = bad_tarball(dir.path(), "pixel.tar.gz", &[row_with_field(785, "256")]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("line 2, field 785 (pixel784)") && msg.contains("256 is outside 0..=255"), "{msg}");
+    assert!(
+        msg.contains("line 2, field 785 (pixel784)") && msg.contains("256 is outside 0..=255"),
+        "{msg}"
+    );
     let p = bad_tarball(dir.path(), "negative.tar.gz", &[row_with_field(2, "-1")]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("field 2 (pixel1)") && msg.contains("-1 is outside 0..=255"), "{msg}");
+    assert!(
+        msg.contains("field 2 (pixel1)") && msg.contains("-1 is outside 0..=255"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -256,7 +329,10 @@ fn label_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let p = bad_tarball(dir.path(), "label.tar.gz", &[row(1, 1), row(10, 1)]);
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("line 3, field 1 (label)") && msg.contains("10 is outside 0..=9"), "{msg}");
+    assert!(
+        msg.contains("line 3, field 1 (label)") && msg.contains("10 is outside 0..=9"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -265,34 +341,58 @@ fn empty_member() {
     let p = dir.path().join("empty.tar.gz");
     std::fs::write(
         &p,
-        gzip(&tar(&[("fashion_mnist_train.csv", b""), ("fashion_mnist_test.csv", &csv(&[row(1, 1)]))])),
+        gzip(&tar(&[
+            ("fashion_mnist_train.csv", b""),
+            ("fashion_mnist_test.csv", &csv(&[row(1, 1)])),
+        ])),
     )
     .unwrap();
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("fashion_mnist_train.csv") && msg.contains("empty"), "{msg}");
+    assert!(
+        msg.contains("fashion_mnist_train.csv") && msg.contains("empty"),
+        "{msg}"
+    );
     let p = dir.path().join("header-only.tar.gz");
     std::fs::write(
         &p,
-        gzip(&tar(&[("fashion_mnist_train.csv", &csv(&[row(1, 1)])), ("fashion_mnist_test.csv", &csv(&[]))])),
+        gzip(&tar(&[
+            ("fashion_mnist_train.csv", &csv(&[row(1, 1)])),
+            ("fashion_mnist_test.csv", &csv(&[])),
+        ])),
     )
     .unwrap();
     let (_, msg) = load_err(&p);
-    assert!(msg.contains("fashion_mnist_test.csv") && msg.contains("no data rows"), "{msg}");
+    assert!(
+        msg.contains("fashion_mnist_test.csv") && msg.contains("no data rows"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unsafe_member_names() {
     let dir = tempfile::tempdir().unwrap();
-    for (file, name) in [("dotdot.tar.gz", "../fashion_mnist_train.csv"), ("abs.tar.gz", "/tmp/fashion_mnist_train.csv")] {
+    for (file, name) in [
+        ("dotdot.tar.gz", "../fashion_mnist_train.csv"),
+        ("abs.tar.gz", "/tmp/fashion_mnist_train.csv"),
+    ] {
         let p = dir.path().join(file);
         let body = csv(&[row(1, 1)]);
-        std::fs::write(&p, gzip(&tar(&[(name, &body), ("fashion_mnist_test.csv", &body)]))).unwrap();
+        std::fs::write(
+            &p,
+            gzip(&tar(&[(name, &body), ("fashion_mnist_test.csv", &body)])),
+        )
+        .unwrap();
         let (err, msg) = load_err(&p);
         assert!(matches!(err, Error::UnsafeMember { .. }), "{msg}");
         assert!(msg.contains(name), "{msg}");
     }
     // Nothing was written outside (or inside) the folder.
-    assert!(!dir.path().parent().unwrap().join("fashion_mnist_train.csv").exists());
+    assert!(!dir
+        .path()
+        .parent()
+        .unwrap()
+        .join("fashion_mnist_train.csv")
+        .exists());
     assert!(!Path::new("/tmp/fashion_mnist_train.csv").exists());
 }
 
@@ -303,10 +403,17 @@ fn bad_idx_files() {
     write_idx_folder(dir.path(), &train, &test);
     let labels = dir.path().join("t10k-labels-idx1-ubyte.gz");
     std::fs::write(&labels, gzip(&[0, 0, 8, 1, 0, 0, 0, 2, 3, 11])).unwrap();
-    let err = data::load_with(dir.path(), &CachePolicy::Off).unwrap_err().to_string();
-    assert!(err.contains("t10k-labels-idx1-ubyte.gz") && err.contains("label 11 is outside 0..=9"), "{err}");
+    let err = data::load_with(dir.path(), &CachePolicy::Off)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("t10k-labels-idx1-ubyte.gz") && err.contains("label 11 is outside 0..=9"),
+        "{err}"
+    );
     std::fs::remove_file(&labels).unwrap();
-    let err = data::load_with(dir.path(), &CachePolicy::Off).unwrap_err().to_string();
+    let err = data::load_with(dir.path(), &CachePolicy::Off)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
 }
 

@@ -26,28 +26,49 @@ fn config(epochs: usize, augment: AugmentConfig) -> TrainConfig {
 }
 
 fn losses(t: &Trainer) -> Vec<(usize, f64, f64, f64)> {
-    t.history.epochs.iter().map(|e| (e.epoch, e.train_loss, e.val_loss, e.val_accuracy)).collect()
+    t.history
+        .epochs
+        .iter()
+        .map(|e| (e.epoch, e.train_loss, e.val_loss, e.val_accuracy))
+        .collect()
 }
 
 #[test]
 fn learns_and_a_seed_gives_the_same_history() {
     let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let (train, val): (ImageSet, ImageSet) = (synthetic_set(320, 1), synthetic_set(100, 2));
-    let mut plain = Trainer::new(ModelKind::Cnn4, config(3, AugmentConfig::default()), Device::Cpu).unwrap();
+    let mut plain = Trainer::new(
+        ModelKind::Cnn4,
+        config(3, AugmentConfig::default()),
+        Device::Cpu,
+    )
+    .unwrap();
     plain.fit(&train, &val).unwrap();
     let e = &plain.history.epochs;
     assert!(e[2].train_loss < e[0].train_loss, "the loss falls: {e:?}");
-    assert!(e[2].train_accuracy > 0.5, "distinct bands are learnt: {e:?}");
+    assert!(
+        e[2].train_accuracy > 0.5,
+        "distinct bands are learnt: {e:?}"
+    );
     let p = plain.predict_proba(&val).unwrap();
     assert_eq!(p.size(), vec![100, 10]);
     assert!((p.sum(Kind::Double).double_value(&[]) - 100.0).abs() < 1e-3);
 
     let run = || {
-        let mut t = Trainer::new(ModelKind::Cnn4, config(2, AugmentConfig::original_cnn()), Device::Cpu).unwrap();
+        let mut t = Trainer::new(
+            ModelKind::Cnn4,
+            config(2, AugmentConfig::original_cnn()),
+            Device::Cpu,
+        )
+        .unwrap();
         t.fit(&train, &val).unwrap();
         losses(&t)
     };
-    assert_eq!(run(), run(), "same seed, same history (augmentation and dropout included)");
+    assert_eq!(
+        run(),
+        run(),
+        "same seed, same history (augmentation and dropout included)"
+    );
 }
 
 #[test]
@@ -62,20 +83,47 @@ fn resume_continues_exactly_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Trainer::new(ModelKind::Cnn4, with_dir(2, dir.path()), Device::Cpu).unwrap();
     first.fit(&train, &val).unwrap();
-    for f in ["last.safetensors", "best.safetensors", "optimizer.safetensors", "state.json", "history.json"] {
+    for f in [
+        "last.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "history.json",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f} written");
     }
     drop(first);
-    let mut resumed = Trainer::resume(ModelKind::Cnn4, with_dir(3, dir.path()), Device::Cpu, dir.path()).unwrap();
+    let mut resumed = Trainer::resume(
+        ModelKind::Cnn4,
+        with_dir(3, dir.path()),
+        Device::Cpu,
+        dir.path(),
+    )
+    .unwrap();
     assert_eq!(resumed.epochs_done(), 2);
     resumed.fit(&train, &val).unwrap();
 
     let straight_dir = tempfile::tempdir().unwrap();
-    let mut straight = Trainer::new(ModelKind::Cnn4, with_dir(3, straight_dir.path()), Device::Cpu).unwrap();
+    let mut straight = Trainer::new(
+        ModelKind::Cnn4,
+        with_dir(3, straight_dir.path()),
+        Device::Cpu,
+    )
+    .unwrap();
     straight.fit(&train, &val).unwrap();
-    assert_eq!(losses(&resumed), losses(&straight), "an interrupted run ends like an uninterrupted one");
+    assert_eq!(
+        losses(&resumed),
+        losses(&straight),
+        "an interrupted run ends like an uninterrupted one"
+    );
     assert!(
-        Trainer::resume(ModelKind::ResNet, with_dir(3, dir.path()), Device::Cpu, dir.path()).is_err(),
+        Trainer::resume(
+            ModelKind::ResNet,
+            with_dir(3, dir.path()),
+            Device::Cpu,
+            dir.path()
+        )
+        .is_err(),
         "a checkpoint of another network is refused"
     );
 }

@@ -10,12 +10,16 @@ use serde_json::json;
 use fmnist_kit::data::{self, CachePolicy, ImageSet, CLASS_NAMES};
 use fmnist_kit::models::{self, ModelKind};
 use fmnist_kit::train::{self, Trainer};
-use fmnist_kit::{Profile, ProfileName};
 use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
 use fmnist_kit::viz::ClassScatter;
+use fmnist_kit::{Profile, ProfileName};
 
 #[derive(Parser)]
-#[command(name = "fmnist", version, about = "Fashion-MNIST workbench: data, t-SNE and more (see README.md)")]
+#[command(
+    name = "fmnist",
+    version,
+    about = "Fashion-MNIST workbench: data, t-SNE and more (see README.md)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +63,42 @@ enum Command {
     },
     /// Train a network on the 80/20 split, keep the best checkpoint, report test accuracy.
     Train(TrainArgs),
+    /// Write one PNG per layer (feature maps, 16 channels per row) and a Grad-CAM overlay for one image.
+    Features {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The network [default: the "model" of result.json or state.json beside the checkpoint]
+        #[arg(long, value_enum)]
+        model: Option<ModelArg>,
+        /// Position of the image in its set (the original showed training image 2018).
+        #[arg(long)]
+        image: usize,
+        /// Take the image from the test set instead of the training set.
+        #[arg(long)]
+        test: bool,
+        #[arg(long, default_value = "out/features")]
+        out: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a checkpoint on the 10,000 test images: classification report (scikit-learn's
+    /// numbers and layout), confusion matrix, log loss; optionally every prediction as CSV.
+    Evaluate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The network [default: the "model" of result.json or state.json beside the checkpoint]
+        #[arg(long, value_enum)]
+        model: Option<ModelArg>,
+        /// Write `index,label,predicted,p0,...,p9` rows (official test order) here.
+        #[arg(long)]
+        predictions: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks that print figures (used by `make bench`).
     Bench {
         #[command(subcommand)]
@@ -214,10 +254,38 @@ fn run(cli: Cli) -> Result<()> {
             expect_sha256,
             json,
         } => prepare_data(&source, &out, expect_sha256.as_deref(), json),
-        Command::DataInfo { data, no_cache, json } => data_info(data, no_cache, json),
+        Command::DataInfo {
+            data,
+            no_cache,
+            json,
+        } => data_info(data, no_cache, json),
         Command::Tsne(args) => run_tsne(args),
         Command::Summary { model, json } => run_summary(model.into(), json),
         Command::Train(args) => run_train(args),
+        Command::Features {
+            checkpoint,
+            model,
+            image,
+            test,
+            out,
+            data,
+            json,
+        } => run_features(
+            &checkpoint,
+            model.map(Into::into),
+            image,
+            test,
+            &out,
+            data,
+            json,
+        ),
+        Command::Evaluate {
+            checkpoint,
+            model,
+            predictions,
+            data,
+            json,
+        } => run_evaluate(&checkpoint, model.map(Into::into), predictions, data, json),
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
@@ -241,7 +309,11 @@ fn data_path(data: Option<PathBuf>) -> PathBuf {
 fn print_json(value: &serde_json::Value) -> Result<()> {
     use std::io::Write;
     // writeln!, unlike println!, reports a closed pipe as an error instead of panicking.
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(value)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(value)?
+    )?;
     Ok(())
 }
 
@@ -270,15 +342,23 @@ fn prepare_data(source: &Path, out: &Path, expect: Option<&str>, json: bool) -> 
 fn split_json(set: &ImageSet) -> serde_json::Value {
     let counts = set.class_counts();
     let (mean, std) = set.pixel_mean_std();
-    let per_class: serde_json::Map<String, serde_json::Value> =
-        CLASS_NAMES.iter().zip(counts).map(|(n, c)| (n.to_string(), json!(c))).collect();
+    let per_class: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
+        .iter()
+        .zip(counts)
+        .map(|(n, c)| (n.to_string(), json!(c)))
+        .collect();
     json!({ "rows": set.len(), "class_counts": per_class, "pixel_mean": mean, "pixel_std": std })
 }
 
 fn data_info(data: Option<PathBuf>, no_cache: bool, json_out: bool) -> Result<()> {
     let path = data_path(data);
-    let policy = if no_cache { CachePolicy::Off } else { CachePolicy::Default };
-    let d = data::load_with(&path, &policy).with_context(|| format!("loading {}", path.display()))?;
+    let policy = if no_cache {
+        CachePolicy::Off
+    } else {
+        CachePolicy::Default
+    };
+    let d =
+        data::load_with(&path, &policy).with_context(|| format!("loading {}", path.display()))?;
     let split = data::train_validation_split(&d.train, &data::SplitConfig::default())?;
     let v = json!({
         "source": d.info.source,
@@ -298,7 +378,11 @@ fn data_info(data: Option<PathBuf>, no_cache: bool, json_out: bool) -> Result<()
     println!(
         "loaded in {:.3} s{}",
         d.info.load_seconds,
-        if d.info.cached { " from the cache" } else { " (parsed; cache written)" }
+        if d.info.cached {
+            " from the cache"
+        } else {
+            " (parsed; cache written)"
+        }
     );
     if let Some(w) = &d.info.cache_warning {
         println!("warning: cache not written: {w}");
@@ -333,7 +417,11 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         }
     };
     if a.n == 0 || a.n > pool.len() {
-        bail!("--n {} is outside 1..={} (images available)", a.n, pool.len());
+        bail!(
+            "--n {} is outside 1..={} (images available)",
+            a.n,
+            pool.len()
+        );
     }
     let set = pool.first(a.n);
     let config = TsneConfig {
@@ -356,7 +444,10 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
     let emb = tsne::tsne_images(&set, &config)?;
     if let Some(p) = &a.png {
         ClassScatter::new(
-            format!("t-SNE of {} images (10-NN accuracy {:.3})", a.n, emb.knn10_accuracy),
+            format!(
+                "t-SNE of {} images (10-NN accuracy {:.3})",
+                a.n, emb.knn10_accuracy
+            ),
             emb.coords.clone(),
             emb.labels.clone(),
         )
@@ -369,7 +460,8 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         for (i, (c, l)) in emb.coords.iter().zip(&emb.labels).enumerate() {
             csv.push_str(&format!("{i},{l},{},{}\n", c[0], c[1]));
         }
-        data::write_atomic(p, csv.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+        data::write_atomic(p, csv.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if a.json {
         print_json(&json!({
@@ -424,16 +516,27 @@ fn run_train(a: TrainArgs) -> Result<()> {
     }
     config.seed = a.seed;
     config.verbose = !a.json;
-    let out = a.out.unwrap_or_else(|| profile.artifacts_dir().join(kind.to_string()));
+    let out = a
+        .out
+        .unwrap_or_else(|| profile.artifacts_dir().join(kind.to_string()));
     config.checkpoint_dir = Some(out.clone());
     let train_set = subset.map_or(split.train.clone(), |n| split.train.first(n));
-    let val_set = profile.validation_subset.map_or(split.validation.clone(), |n| split.validation.first(n));
-    let test_set = profile.test_subset.map_or(d.test.clone(), |n| d.test.first(n));
+    let val_set = profile
+        .validation_subset
+        .map_or(split.validation.clone(), |n| split.validation.first(n));
+    let test_set = profile
+        .test_subset
+        .map_or(d.test.clone(), |n| d.test.first(n));
     let device = train::best_device();
     let mut trainer = if a.resume && out.join("state.json").is_file() {
         let t = Trainer::resume(kind, config, device, &out)?;
         if !a.json {
-            println!("resuming {} from {} after epoch {}", kind, out.display(), t.epochs_done());
+            println!(
+                "resuming {} from {} after epoch {}",
+                kind,
+                out.display(),
+                t.epochs_done()
+            );
         }
         t
     } else {
@@ -456,7 +559,13 @@ fn run_train(a: TrainArgs) -> Result<()> {
     trainer.fit(&train_set, &val_set)?;
     let train_seconds = start.elapsed().as_secs_f64();
     let test = trainer.evaluate(&test_set)?;
-    let result = train::RunResult::new(&trainer, &profile.name.to_string(), train_set.len(), train_seconds, &test);
+    let result = train::RunResult::new(
+        &trainer,
+        &profile.name.to_string(),
+        train_set.len(),
+        train_seconds,
+        &test,
+    );
     result.save(&out)?;
     let mut v = serde_json::to_value(&result)?;
     v["checkpoint"] = json!(out.join("best.safetensors"));
@@ -476,6 +585,138 @@ fn run_train(a: TrainArgs) -> Result<()> {
     }
 }
 
+/// The network a checkpoint folder's `result.json` or `state.json` names.
+fn model_beside(checkpoint: &Path) -> Result<ModelKind> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    for name in ["result.json", "state.json"] {
+        let p = dir.join(name);
+        if let Ok(bytes) = std::fs::read(&p) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", p.display()))?;
+            if let Some(m) = v["model"].as_str() {
+                return Ok(m
+                    .parse::<ModelKind>()
+                    .with_context(|| format!("{}: field \"model\"", p.display()))?);
+            }
+        }
+    }
+    bail!(
+        "{}: no result.json or state.json beside the checkpoint names its network; pass --model cnn4|resnet",
+        checkpoint.display()
+    )
+}
+
+fn run_evaluate(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    predictions: Option<PathBuf>,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
+    let kind = match model {
+        Some(k) => k,
+        None => model_beside(checkpoint)?,
+    };
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let trainer = Trainer::from_checkpoint(kind, checkpoint, train::best_device())
+        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
+    let preds = trainer.predict(&d.test)?;
+    let report = preds.report()?;
+    let cm = preds.confusion_matrix()?;
+    let log_loss = preds.log_loss()?;
+    if let Some(p) = &predictions {
+        data::write_atomic(p, preds.to_csv().as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if json_out {
+        let mut v = report.to_json();
+        v["confusion_matrix"] = json!(cm);
+        v["log_loss"] = json!(log_loss);
+        v["model"] = json!(kind);
+        v["checkpoint"] = json!(checkpoint);
+        v["images"] = json!(d.test.len());
+        print_json(&v)
+    } else {
+        println!(
+            "{kind} checkpoint {} on {} test images",
+            checkpoint.display(),
+            d.test.len()
+        );
+        print!("{}", report.to_text());
+        println!("log loss {log_loss:.4}");
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_features(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    image: usize,
+    from_test: bool,
+    out: &Path,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
+    use fmnist_kit::features;
+    let kind = match model {
+        Some(k) => k,
+        None => model_beside(checkpoint)?,
+    };
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let set = if from_test { &d.test } else { &d.train };
+    if image >= set.len() {
+        bail!(
+            "--image {image} is past the end of the {} set ({} images)",
+            if from_test { "test" } else { "training" },
+            set.len()
+        );
+    }
+    let device = train::best_device();
+    let trainer = Trainer::from_checkpoint(kind, checkpoint, device)
+        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
+    let mut written = Vec::new();
+    for (i, (name, act)) in features::layer_activations(trainer.model(), set, image, device)?
+        .iter()
+        .enumerate()
+    {
+        let file = out.join(format!("{:02}-{name}.png", i + 1));
+        features::feature_map_grid(name, act)?
+            .save(&file)
+            .with_context(|| format!("writing {}", file.display()))?;
+        written.push(file);
+    }
+    let layer = match kind {
+        ModelKind::Cnn4 => "act4",
+        ModelKind::ResNet => "stage4",
+    };
+    let cam = features::grad_cam(trainer.model(), set, image, None, layer, device)?;
+    let title = format!(
+        "pred {} ({:.0}%) / true {}",
+        data::class_name(cam.class),
+        cam.probability * 100.0,
+        data::class_name(set.labels[image] as usize)
+    );
+    let cam_file = out.join("grad-cam.png");
+    features::grad_cam_overlay(set, image, &cam, 6, &title)?
+        .save(&cam_file)
+        .with_context(|| format!("writing {}", cam_file.display()))?;
+    written.push(cam_file);
+    if json_out {
+        print_json(
+            &json!({ "model": kind, "image": image, "files": written, "grad_cam_layer": cam.layer,
+                            "predicted": cam.class, "probability": cam.probability }),
+        )
+    } else {
+        for f in &written {
+            println!("wrote {}", f.display());
+        }
+        Ok(())
+    }
+}
+
 fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()> {
     let path = data_path(data);
     let repeat = repeat.max(1);
@@ -487,7 +728,8 @@ fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()
         }
         Ok(best)
     };
-    let parse_only = best(&mut || Ok(data::load_with(&path, &CachePolicy::Off)?.info.load_seconds))?;
+    let parse_only =
+        best(&mut || Ok(data::load_with(&path, &CachePolicy::Off)?.info.load_seconds))?;
     let first = best(&mut || {
         let _ = std::fs::remove_dir_all(&cache_dir);
         let d = data::load_with(&path, &CachePolicy::Dir(cache_dir.clone()))?;
@@ -512,13 +754,25 @@ fn bench_load(data: Option<PathBuf>, repeat: usize, json_out: bool) -> Result<()
     } else {
         println!("load {} (best of {repeat})", path.display());
         println!("  parse, no cache          {parse_only:.3} s");
-        println!("  first load (writes cache) {first:.3} s   target <= 0.7 s: {}", verdict(first <= 0.7));
-        println!("  cached load              {cached:.3} s   target <= 0.05 s: {}", verdict(cached <= 0.05));
+        println!(
+            "  first load (writes cache) {first:.3} s   target <= 0.7 s: {}",
+            verdict(first <= 0.7)
+        );
+        println!(
+            "  cached load              {cached:.3} s   target <= 0.05 s: {}",
+            verdict(cached <= 0.05)
+        );
         Ok(())
     }
 }
 
-fn bench_train(kind: ModelKind, steps: usize, batch_size: Option<usize>, data: Option<PathBuf>, json_out: bool) -> Result<()> {
+fn bench_train(
+    kind: ModelKind,
+    steps: usize,
+    batch_size: Option<usize>,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let full = Profile::named(ProfileName::Full);
@@ -528,7 +782,9 @@ fn bench_train(kind: ModelKind, steps: usize, batch_size: Option<usize>, data: O
     }
     config.verbose = false;
     let device = train::best_device();
-    let set = d.train.first((config.batch_size * steps.max(8)).min(d.train.len()));
+    let set = d
+        .train
+        .first((config.batch_size * steps.max(8)).min(d.train.len()));
     // Rounds alternate between the two settings and the best of each is kept, so that neither
     // pays for warming up the machine and the machine's other work only ever slows a round down.
     let mut plain = Trainer::new(kind, config.clone(), device)?;

@@ -9,9 +9,13 @@ use fmnist_kit::data::{ImageSet, PIXELS};
 /// `n` synthetic images: class `i % 10`, each class a distinct bright band plus noise,
 /// so that classes are easy to tell apart.
 pub fn synthetic_set(n: usize, seed: u64) -> ImageSet {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     let mut set = ImageSet::default();
@@ -30,7 +34,9 @@ pub fn synthetic_set(n: usize, seed: u64) -> ImageSet {
 
 /// A gzip stream of `bytes` with a fixed header.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::fast());
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
 }
@@ -91,7 +97,10 @@ pub fn write_tarball(path: &Path, train_rows: &[String], test_rows: &[String]) {
     let test = csv(test_rows);
     std::fs::write(
         path,
-        gzip(&tar(&[("fashion_mnist_train.csv", &train), ("fashion_mnist_test.csv", &test)])),
+        gzip(&tar(&[
+            ("fashion_mnist_train.csv", &train),
+            ("fashion_mnist_test.csv", &test),
+        ])),
     )
     .unwrap();
 }
