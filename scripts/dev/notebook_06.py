@@ -61,7 +61,7 @@ md("""
 The first model's report as a table:
 """),
 code("""
-let (best_kind, best_model, best) = trained.first().ok_or("no trained model: run notebooks 02 and 03 first")?;
+let (best_kind, best) = trained.first().map(|t| (t.0, t.2.clone())).ok_or("no trained model: run notebooks 02 and 03 first")?;
 best.report()?.to_html()
 """),
 md("""
@@ -101,7 +101,7 @@ code("""
 let sample = test_set.first(profile.tsne_points.min(test_set.len()));
 let config = tsne::TsneConfig { epochs: profile.tsne_epochs, ..Default::default() };
 let raw = tsne::tsne_images(&sample, &config)?;
-let learned = tsne::tsne_features(&best_model.features(&sample)?, &sample.labels, &config)?;
+let learned = tsne::tsne_features(&trained[0].1.features(&sample)?, &sample.labels, &config)?;
 println!("{} test images: raw pixels 10-NN accuracy {:.3}, {best_kind} features {:.3}",
          sample.len(), raw.knn10_accuracy, learned.knn10_accuracy);
 """),

@@ -24,13 +24,14 @@ use fmnist_kit::{data, features, models::ModelKind, train::{self, Trainer}, viz}
 let data = data::load(data::default_data_path())?;
 let test_set = profile.test_subset.map_or(data.test.clone(), |n| data.test.first(n));
 let device = train::best_device();
-let checkpoint = |kind: ModelKind| profile.artifacts_dir().join(kind.to_string()).join("best.safetensors");
-let cnn = Trainer::from_checkpoint(ModelKind::Cnn4, &checkpoint(ModelKind::Cnn4), device)
+let cnn_path = profile.artifacts_dir().join("cnn4").join("best.safetensors");
+let resnet_path = profile.artifacts_dir().join("resnet").join("best.safetensors");
+let cnn = Trainer::from_checkpoint(ModelKind::Cnn4, &cnn_path, device)
     .map_err(|e| format!("the CNN checkpoint is missing or unreadable ({e}): run notebook 02 first"))?;
-let resnet = if checkpoint(ModelKind::ResNet).is_file() {
-    Some(Trainer::from_checkpoint(ModelKind::ResNet, &checkpoint(ModelKind::ResNet), device)?)
+let resnet = if resnet_path.is_file() {
+    Some(Trainer::from_checkpoint(ModelKind::ResNet, &resnet_path, device)?)
 } else {
-    println!("no ResNet checkpoint at {}: its maps are skipped (run notebook 03)", checkpoint(ModelKind::ResNet).display());
+    println!("no ResNet checkpoint at {}: its maps are skipped (run notebook 03)", resnet_path.display());
     None
 };
 let image = 2018;
