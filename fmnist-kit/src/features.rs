@@ -4,6 +4,8 @@
 //! Tiling (the original's recipe): each channel is standardised (minus its mean, divided by its
 //! standard deviation), scaled by 64, shifted by 128 and clipped to 0..255; 16 channels per row.
 //! A constant channel (standard deviation 0), which gave NaN in the original, renders mid-grey.
+//! A 1×1 layer (one value per channel) is standardised across its channels, so that it shows
+//! which channels fire rather than 256 identical grey tiles.
 
 use tch::{Device, Kind, Tensor};
 
@@ -58,9 +60,21 @@ pub fn feature_map_grid(name: &str, activation: &Tensor) -> Result<Figure> {
             format!("expected [1, C, H, W], got {size:?}"),
         ));
     };
-    let tiles = (0..c)
-        .map(|k| ImageTile::from_f32(channel_pixels(activation, k)?, w as usize, h as usize, ""))
-        .collect::<Result<Vec<_>>>()?;
+    let tiles = if h * w == 1 {
+        // One value per channel: standardising a channel on its own would make every tile grey,
+        // so a 1×1 layer is standardised across its channels instead.
+        let flat = activation.view([1, 1, 1, c]);
+        channel_pixels(&flat, 0)?
+            .into_iter()
+            .map(|v| ImageTile::from_f32(vec![v], 1, 1, ""))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        (0..c)
+            .map(|k| {
+                ImageTile::from_f32(channel_pixels(activation, k)?, w as usize, h as usize, "")
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
     // Small maps are drawn larger, so that every grid is about the same width.
     let scale = ((56 / w.max(1)) as u32).clamp(1, 28);
     image_grid(
@@ -297,6 +311,16 @@ mod tests {
             let fig = feature_map_grid(n, t).unwrap();
             assert!(fig.width > 0);
         }
+        let pool4 = &layers.iter().find(|(n, _)| n == "pool4").unwrap().1;
+        let fig = feature_map_grid("pool4", pool4).unwrap();
+        let mut greys: Vec<u8> = fig.rgb.chunks(3).map(|p| p[0]).collect();
+        greys.sort();
+        greys.dedup();
+        assert!(
+            greys.len() > 10,
+            "a 1×1 layer shows its channels in different greys: {}",
+            greys.len()
+        );
         let cam = grad_cam(&m, &set, 0, None, "act4", Device::Cpu).unwrap();
         assert_eq!(cam.heat.len(), 784);
         assert!(cam

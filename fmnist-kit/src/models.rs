@@ -6,7 +6,8 @@
 //! - [`ResNet`]: a 7×7 stride-2 convolution (64), batch norm, ReLU; four stages of two basic
 //!   blocks (64, 128, 256, 512 filters; stride 2 and a 1×1 projection at the first block of
 //!   stages 2–4); global average pooling; dense 10. L2 1e-4 on every kernel, He-normal init.
-//!   11,178,378 trainable parameters.
+//!   11,178,378 trainable parameters. Every convolution, batch norm, activation and projection
+//!   inside its blocks is recorded by name (`stage2_block1_conv1`, …) for feature maps.
 //!
 //! Both take images `[N, 1, 28, 28]` (floats in 0..1) and return logits `[N, 10]`. Like Keras,
 //! convolutions carry biases and batch norm has epsilon 1e-3. Its running statistics move at
@@ -395,14 +396,30 @@ impl BasicBlock {
         }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let y = y.apply(&self.conv2).apply_t(&self.bn2, train);
+    /// The block's output; its inner layers are recorded as `{name}_conv1`, `_bn1`, `_act1`,
+    /// `_conv2`, `_bn2` (and `_projection`), then the output itself as `{name}`.
+    fn forward(&self, x: &Tensor, train: bool, rec: &mut Recorder<'_>, name: &str) -> Tensor {
+        let y = x.apply(&self.conv1);
+        rec.keep(format!("{name}_conv1"), &y);
+        let y = y.apply_t(&self.bn1, train);
+        rec.keep(format!("{name}_bn1"), &y);
+        let y = y.relu();
+        rec.keep(format!("{name}_act1"), &y);
+        let y = y.apply(&self.conv2);
+        rec.keep(format!("{name}_conv2"), &y);
+        let y = y.apply_t(&self.bn2, train);
+        rec.keep(format!("{name}_bn2"), &y);
         let shortcut = match &self.projection {
-            Some(p) => x.apply(p),
+            Some(p) => {
+                let s = x.apply(p);
+                rec.keep(format!("{name}_projection"), &s);
+                s
+            }
             None => x.shallow_clone(),
         };
-        (y + shortcut).relu()
+        let out = (y + shortcut).relu();
+        rec.keep(name, &out);
+        out
     }
 
     fn kernels(&self) -> Vec<&Tensor> {
@@ -539,8 +556,12 @@ impl Classifier for ResNet {
         rec.keep("stem_act", &x);
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, block) in stage.iter().enumerate() {
-                x = block.forward(&x, train);
-                rec.keep(format!("stage{}_block{}", s + 1, b + 1), &x);
+                x = block.forward(
+                    &x,
+                    train,
+                    &mut rec,
+                    &format!("stage{}_block{}", s + 1, b + 1),
+                );
             }
         }
         let pooled = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
@@ -676,6 +697,21 @@ mod tests {
         let r = ResNet::new(&vs.root(), &ResNetConfig::default()).unwrap();
         assert_eq!(r.forward_t(&x, false).size(), vec![3, 10]);
         assert_eq!(r.features(&x, false).size(), vec![3, 512]);
+        let names: Vec<String> = r
+            .activations(&x, false)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for n in [
+            "stem_conv",
+            "stage1_block1_conv1",
+            "stage1_block1_bn2",
+            "stage2_block1_projection",
+            "stage4_block2",
+            "output",
+        ] {
+            assert!(names.iter().any(|m| m == n), "{n} recorded");
+        }
         let s = summary(&r, Device::Cpu).unwrap();
         assert_eq!(s.layers.last().unwrap().output_shape, vec![None, Some(10)]);
         assert!(s.to_string().contains("Trainable params: 11178378"));
