@@ -260,6 +260,46 @@ fn train_then_evaluate_agree_with_each_other() {
     let diag: u64 = (0..10).map(|i| cm[i][i].as_u64().unwrap()).sum();
     assert_eq!(diag as usize, right);
 
+    let maps = dir.path().join("maps");
+    let f = json_of(&fmnist(
+        &[
+            "features",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data,
+            "--image",
+            "3",
+            "--class",
+            "2",
+            "--out",
+            maps.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(f["predicted"], 2, "the requested class is explained");
+    let files = f["files"].as_array().unwrap();
+    assert_eq!(files.len(), 17, "16 layers and the Grad-CAM overlay");
+    for file in files {
+        let bytes = std::fs::read(file.as_str().unwrap()).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    let past = fmnist(
+        &[
+            "features",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data,
+            "--image",
+            "999999",
+        ],
+        dir.path(),
+    );
+    assert_eq!(past.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&past.stderr).contains("past the end"));
+
     let bad = fmnist(
         &[
             "evaluate",

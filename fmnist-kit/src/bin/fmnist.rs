@@ -76,6 +76,9 @@ enum Command {
         /// Take the image from the test set instead of the training set.
         #[arg(long)]
         test: bool,
+        /// Class Grad-CAM explains (0-9) [default: the predicted class]
+        #[arg(long)]
+        class: Option<usize>,
         #[arg(long, default_value = "out/features")]
         out: PathBuf,
         #[arg(long)]
@@ -267,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             image,
             test,
+            class,
             out,
             data,
             json,
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             model.map(Into::into),
             image,
             test,
+            class,
             &out,
             data,
             json,
@@ -655,6 +660,7 @@ fn run_features(
     model: Option<ModelKind>,
     image: usize,
     from_test: bool,
+    class: Option<usize>,
     out: &Path,
     data: Option<PathBuf>,
     json_out: bool,
@@ -692,9 +698,10 @@ fn run_features(
         ModelKind::Cnn4 => "act4",
         ModelKind::ResNet => "stage4",
     };
-    let cam = features::grad_cam(trainer.model(), set, image, None, layer, device)?;
+    let cam = features::grad_cam(trainer.model(), set, image, class, layer, device)?;
     let title = format!(
-        "pred {} ({:.0}%) / true {}",
+        "{} {} ({:.0}%) / true {}",
+        if class.is_some() { "class" } else { "pred" },
         data::class_name(cam.class),
         cam.probability * 100.0,
         data::class_name(set.labels[image] as usize)
