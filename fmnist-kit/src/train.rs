@@ -810,8 +810,12 @@ impl Trainer {
         Ok(t)
     }
 
-    /// Class probabilities `[N, 10]` (on the CPU) for `set`, in evaluation mode.
-    pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
+    /// Runs `f` on `set` in batches of `eval_batch_size` (evaluation mode, no gradients) and
+    /// concatenates the results on the CPU.
+    fn map_batches(&self, set: &ImageSet, f: impl Fn(&Tensor) -> Tensor) -> Result<Tensor> {
+        if set.is_empty() {
+            return Err(Error::param("set", "no image to run the network on"));
+        }
         let x = set.images_tensor();
         let bs = self.config.eval_batch_size as i64;
         let n = set.len() as i64;
@@ -820,17 +824,18 @@ impl Trainer {
             let mut i = 0;
             while i < n {
                 let len = bs.min(n - i);
-                let xb = x.narrow(0, i, len).to_device(self.device);
-                out.push(
-                    self.model
-                        .forward_t(&xb, false)
-                        .softmax(-1, Kind::Float)
-                        .to_device(Device::Cpu),
-                );
+                out.push(f(&x.narrow(0, i, len).to_device(self.device)).to_device(Device::Cpu));
                 i += len;
             }
         });
         Ok(Tensor::cat(&out, 0))
+    }
+
+    /// Class probabilities `[N, 10]` (on the CPU) for `set`, in evaluation mode.
+    pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
+        self.map_batches(set, |xb| {
+            self.model.forward_t(xb, false).softmax(-1, Kind::Float)
+        })
     }
 
     /// Predictions with probabilities for `set` (evaluation mode).
@@ -840,23 +845,7 @@ impl Trainer {
 
     /// The learned features (output of the layer before the classifier) of `set`: `[N, D]` on the CPU.
     pub fn features(&self, set: &ImageSet) -> Result<Tensor> {
-        let x = set.images_tensor();
-        let bs = self.config.eval_batch_size as i64;
-        let n = set.len() as i64;
-        let mut out = Vec::new();
-        tch::no_grad(|| {
-            let mut i = 0;
-            while i < n {
-                let len = bs.min(n - i);
-                let xb = x.narrow(0, i, len).to_device(self.device);
-                out.push(self.model.features(&xb, false).to_device(Device::Cpu));
-                i += len;
-            }
-        });
-        if out.is_empty() {
-            return Err(Error::param("set", "no image to compute features for"));
-        }
-        Ok(Tensor::cat(&out, 0))
+        self.map_batches(set, |xb| self.model.features(xb, false))
     }
 
     /// A trained network of `kind` loaded from a checkpoint (`best.safetensors`), ready to predict.

@@ -611,6 +611,21 @@ fn model_beside(checkpoint: &Path) -> Result<ModelKind> {
     )
 }
 
+/// The trained network in `checkpoint`, of kind `model` or the one named beside it.
+fn open_checkpoint(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    device: tch::Device,
+) -> Result<(ModelKind, Trainer)> {
+    let kind = match model {
+        Some(k) => k,
+        None => model_beside(checkpoint)?,
+    };
+    let trainer = Trainer::from_checkpoint(kind, checkpoint, device)
+        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
+    Ok((kind, trainer))
+}
+
 fn run_evaluate(
     checkpoint: &Path,
     model: Option<ModelKind>,
@@ -618,14 +633,9 @@ fn run_evaluate(
     data: Option<PathBuf>,
     json_out: bool,
 ) -> Result<()> {
-    let kind = match model {
-        Some(k) => k,
-        None => model_beside(checkpoint)?,
-    };
+    let (kind, trainer) = open_checkpoint(checkpoint, model, train::best_device())?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let trainer = Trainer::from_checkpoint(kind, checkpoint, train::best_device())
-        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
     let preds = trainer.predict(&d.test)?;
     let report = preds.report()?;
     let cm = preds.confusion_matrix()?;
@@ -666,10 +676,8 @@ fn run_features(
     json_out: bool,
 ) -> Result<()> {
     use fmnist_kit::features;
-    let kind = match model {
-        Some(k) => k,
-        None => model_beside(checkpoint)?,
-    };
+    let device = train::best_device();
+    let (kind, trainer) = open_checkpoint(checkpoint, model, device)?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let set = if from_test { &d.test } else { &d.train };
@@ -680,9 +688,6 @@ fn run_features(
             set.len()
         );
     }
-    let device = train::best_device();
-    let trainer = Trainer::from_checkpoint(kind, checkpoint, device)
-        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
     let mut written = Vec::new();
     for (i, (name, act)) in features::layer_activations(trainer.model(), set, image, device)?
         .iter()
