@@ -146,6 +146,12 @@ impl Profile {
         }
     }
 
+    /// The profile's test images: the first `test_subset` of the official test set, or all of it.
+    pub fn test_set(&self, data: &crate::data::FashionMnist) -> crate::data::ImageSet {
+        self.test_subset
+            .map_or(data.test.clone(), |n| data.test.first(n))
+    }
+
     /// Where notebooks and the CLI keep this profile's checkpoints and results:
     /// `$FMNIST_ARTIFACTS/<profile>`, else `artifacts/<profile>` in the project folder (the
     /// nearest folder, from the current one up, that holds `data/`), else in the current folder.

@@ -17,7 +17,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::augment::{AugmentConfig, Augmenter};
-use crate::data::{write_atomic, ImageSet};
+use crate::data::{write_atomic, FashionMnist, ImageSet};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier, ModelKind};
 
@@ -164,18 +164,44 @@ impl TrainConfig {
     }
 }
 
-/// The training settings and training-subset size (`None` = all 48,000) a profile gives a network.
-pub fn profile_setup(kind: ModelKind, profile: &crate::Profile) -> (TrainConfig, Option<usize>) {
+/// The training settings a profile gives a network (epochs, batch size, the original's pipeline).
+pub fn profile_setup(kind: ModelKind, profile: &crate::Profile) -> TrainConfig {
     match kind {
-        ModelKind::Cnn4 => (
-            TrainConfig::cnn4(profile.cnn_epochs, profile.cnn_batch_size),
-            profile.train_subset,
-        ),
-        ModelKind::ResNet => (
-            TrainConfig::resnet(profile.resnet_epochs, profile.resnet_batch_size),
-            profile.resnet_train_subset.or(profile.train_subset),
-        ),
+        ModelKind::Cnn4 => TrainConfig::cnn4(profile.cnn_epochs, profile.cnn_batch_size),
+        ModelKind::ResNet => TrainConfig::resnet(profile.resnet_epochs, profile.resnet_batch_size),
     }
+}
+
+/// The images a profile trains, validates and tests a network on.
+#[derive(Clone, Debug)]
+pub struct ProfileSets {
+    pub train: ImageSet,
+    pub validation: ImageSet,
+    pub test: ImageSet,
+}
+
+/// The seeded 80/20 split of the training set (seed 13, as the original) cut to the profile's
+/// training subset for `kind` and its validation subset, and the profile's test subset.
+pub fn profile_sets(
+    kind: ModelKind,
+    profile: &crate::Profile,
+    data: &FashionMnist,
+) -> Result<ProfileSets> {
+    let split =
+        crate::data::train_validation_split(&data.train, &crate::data::SplitConfig::default())?;
+    let train_subset = match kind {
+        ModelKind::Cnn4 => profile.train_subset,
+        ModelKind::ResNet => profile.resnet_train_subset.or(profile.train_subset),
+    };
+    let cut = |set: ImageSet, n: Option<usize>| match n {
+        Some(n) => set.first(n),
+        None => set,
+    };
+    Ok(ProfileSets {
+        train: cut(split.train, train_subset),
+        validation: cut(split.validation, profile.validation_subset),
+        test: profile.test_set(data),
+    })
 }
 
 /// One epoch's figures.

@@ -39,11 +39,9 @@ training set is held out for validation with the original's seed; the profile ma
 code("""
 use fmnist_kit::{augment, data, models::{self, ModelKind}, train::{self, Trainer, TrainConfig}, viz};
 let data = data::load(data::default_data_path())?;
-let split = data::train_validation_split(&data.train, &data::SplitConfig::default())?;
-let (config, subset) = train::profile_setup(ModelKind::Cnn4, &profile);
-let train_set = subset.map_or(split.train.clone(), |n| split.train.first(n));
-let val_set = profile.validation_subset.map_or(split.validation.clone(), |n| split.validation.first(n));
-let test_set = profile.test_subset.map_or(data.test.clone(), |n| data.test.first(n));
+let config = train::profile_setup(ModelKind::Cnn4, &profile);
+let train::ProfileSets { train: train_set, validation: val_set, test: test_set } =
+    train::profile_sets(ModelKind::Cnn4, &profile, &data)?;
 println!("train {} / validation {} / test {} images; a batch tensor is {:?}",
          train_set.len(), val_set.len(), test_set.len(), train_set.first(4).images_tensor().size());
 """),
@@ -159,11 +157,9 @@ profile trains on a subset of the training split (the `full` profile uses all of
 code("""
 use fmnist_kit::{augment, data, models::{self, ModelKind}, train::{self, Trainer, TrainConfig}, viz};
 let data = data::load(data::default_data_path())?;
-let split = data::train_validation_split(&data.train, &data::SplitConfig::default())?;
-let (config, subset) = train::profile_setup(ModelKind::ResNet, &profile);
-let train_set = subset.map_or(split.train.clone(), |n| split.train.first(n));
-let val_set = profile.validation_subset.map_or(split.validation.clone(), |n| split.validation.first(n));
-let test_set = profile.test_subset.map_or(data.test.clone(), |n| data.test.first(n));
+let config = train::profile_setup(ModelKind::ResNet, &profile);
+let train::ProfileSets { train: train_set, validation: val_set, test: test_set } =
+    train::profile_sets(ModelKind::ResNet, &profile, &data)?;
 println!("train {} / validation {} / test {} images", train_set.len(), val_set.len(), test_set.len());
 """),
 md("""

@@ -25,7 +25,7 @@ missing is reported in a sentence and left out.
 code("""
 use fmnist_kit::{data, metrics, models::ModelKind, train::{self, Trainer}, tsne, viz};
 let data = data::load(data::default_data_path())?;
-let test_set = profile.test_subset.map_or(data.test.clone(), |n| data.test.first(n));
+let test_set = profile.test_set(&data);
 let device = train::best_device();
 let mut trained: Vec<(ModelKind, Trainer, metrics::Predictions)> = Vec::new();
 for kind in [ModelKind::Cnn4, ModelKind::ResNet] {

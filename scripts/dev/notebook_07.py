@@ -22,7 +22,7 @@ code(FIRST_CELL),
 code("""
 use fmnist_kit::{data, features, models::ModelKind, train::{self, Trainer}, viz};
 let data = data::load(data::default_data_path())?;
-let test_set = profile.test_subset.map_or(data.test.clone(), |n| data.test.first(n));
+let test_set = profile.test_set(&data);
 let device = train::best_device();
 let cnn_path = profile.artifacts_dir().join("cnn4").join("best.safetensors");
 let resnet_path = profile.artifacts_dir().join("resnet").join("best.safetensors");

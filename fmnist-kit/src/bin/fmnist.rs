@@ -508,8 +508,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let kind: ModelKind = a.model.into();
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let split = data::train_validation_split(&d.train, &data::SplitConfig::default())?;
-    let (mut config, subset) = train::profile_setup(kind, &profile);
+    let mut config = train::profile_setup(kind, &profile);
     if let Some(e) = a.epochs {
         config.epochs = e;
     }
@@ -525,13 +524,11 @@ fn run_train(a: TrainArgs) -> Result<()> {
         .out
         .unwrap_or_else(|| profile.artifacts_dir().join(kind.to_string()));
     config.checkpoint_dir = Some(out.clone());
-    let train_set = subset.map_or(split.train.clone(), |n| split.train.first(n));
-    let val_set = profile
-        .validation_subset
-        .map_or(split.validation.clone(), |n| split.validation.first(n));
-    let test_set = profile
-        .test_subset
-        .map_or(d.test.clone(), |n| d.test.first(n));
+    let train::ProfileSets {
+        train: train_set,
+        validation: val_set,
+        test: test_set,
+    } = train::profile_sets(kind, &profile, &d)?;
     let device = train::best_device();
     let mut trainer = if a.resume && out.join("state.json").is_file() {
         let t = Trainer::resume(kind, config, device, &out)?;
@@ -788,7 +785,7 @@ fn bench_train(
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let full = Profile::named(ProfileName::Full);
-    let (mut config, _) = train::profile_setup(kind, &full);
+    let mut config = train::profile_setup(kind, &full);
     if let Some(b) = batch_size {
         config.batch_size = b;
     }
