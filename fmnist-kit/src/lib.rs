@@ -6,7 +6,8 @@
 //! - [`data`]: read `data.tar.gz` or the official idx files, cache, split, class names;
 //! - [`augment`]: batched, seeded flips, shifts, zoom, brightness and random erasing;
 //! - [`models`]: the original's 4-layer CNN and ResNet, with summaries;
-//! - [`train`]: the trainer (Adam/SGD, L2, reduce-LR, early stopping, checkpoints, resume);
+//! - [`train`]: the trainer (two recipes, fused Adam/SGD, LR schedules, early stopping,
+//!   checkpoints, resume);
 //! - [`metrics`]: accuracy, log loss, confusion matrix, scikit-learn's classification report;
 //! - [`features`]: feature maps of every layer, tiled as the original, and Grad-CAM;
 //! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full);

@@ -79,8 +79,21 @@ impl Activation {
 pub trait Classifier: ModuleT {
     /// Which network this is.
     fn kind(&self) -> ModelKind;
-    /// `coefficient × Σ w²` over the kernels the original regularised (Keras's `kernel_regularizer`).
-    fn l2_penalty(&self) -> Tensor;
+    /// The kernels the original regularised (Keras's `kernel_regularizer`), each with its L2
+    /// coefficient (shallow handles on the variables themselves).
+    fn l2_kernels(&self) -> Vec<(Tensor, f64)>;
+    /// `Σ coefficient × Σ w²` over [`Classifier::l2_kernels`] (a scalar tensor).
+    fn l2_penalty(&self) -> Tensor {
+        let kernels = self.l2_kernels();
+        let device = kernels
+            .first()
+            .map_or(tch::Device::Cpu, |(k, _)| k.device());
+        let mut total = Tensor::zeros([], (Kind::Float, device));
+        for (k, c) in kernels {
+            total += k.square().sum(Kind::Float) * c;
+        }
+        total
+    }
     /// The layers and their trainable parameter counts, in order, for [`summary`].
     fn layers(&self) -> Vec<(String, i64)>;
     /// Runs the network on `xs` (`[N, 1, 28, 28]`), pushing every named intermediate output onto
@@ -278,12 +291,11 @@ impl Classifier for Cnn4 {
         ModelKind::Cnn4
     }
 
-    fn l2_penalty(&self) -> Tensor {
-        let mut total = Tensor::zeros([], (Kind::Float, self.output.ws.device()));
-        for d in &self.dense {
-            total += d.ws.square().sum(Kind::Float) * self.config.dense_l2;
-        }
-        total
+    fn l2_kernels(&self) -> Vec<(Tensor, f64)> {
+        self.dense
+            .iter()
+            .map(|d| (d.ws.shallow_clone(), self.config.dense_l2))
+            .collect()
     }
 
     fn layers(&self) -> Vec<(String, i64)> {
@@ -511,18 +523,17 @@ impl Classifier for ResNet {
         ModelKind::ResNet
     }
 
-    fn l2_penalty(&self) -> Tensor {
-        let mut total = Tensor::zeros([], (Kind::Float, self.output.ws.device()));
+    fn l2_kernels(&self) -> Vec<(Tensor, f64)> {
         let mut kernels = vec![&self.stem.ws, &self.output.ws];
         for stage in &self.stages {
             for block in stage {
                 kernels.extend(block.kernels());
             }
         }
-        for k in kernels {
-            total += k.square().sum(Kind::Float) * self.config.l2;
-        }
-        total
+        kernels
+            .into_iter()
+            .map(|k| (k.shallow_clone(), self.config.l2))
+            .collect()
     }
 
     fn layers(&self) -> Vec<(String, i64)> {

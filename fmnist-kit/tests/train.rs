@@ -10,7 +10,7 @@ use common::synthetic_set;
 use fmnist_kit::augment::AugmentConfig;
 use fmnist_kit::data::ImageSet;
 use fmnist_kit::models::ModelKind;
-use fmnist_kit::train::{TrainConfig, Trainer};
+use fmnist_kit::train::{Recipe, TrainConfig, Trainer};
 use tch::{Device, Kind};
 
 static TORCH_RNG: Mutex<()> = Mutex::new(());
@@ -126,4 +126,62 @@ fn resume_continues_exactly_where_it_stopped() {
         .is_err(),
         "a checkpoint of another network is refused"
     );
+}
+
+#[test]
+fn the_tuned_recipe_in_channels_last_resumes_exactly_and_matches_the_default_layout() {
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, val) = (synthetic_set(200, 5), synthetic_set(60, 6));
+    let tuned = |channels_last, dir: &std::path::Path| TrainConfig {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        batch_size: 32,
+        verbose: false,
+        channels_last,
+        ..Recipe::Tuned.config(ModelKind::Cnn4, 3, 32)
+    };
+    // Stopped after two of three epochs (as by a kill after a checkpoint), then resumed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(ModelKind::Cnn4, tuned(true, dir.path()), Device::Cpu).unwrap();
+    first.fit_for(&train, &val, 2).unwrap();
+    assert_eq!(first.epochs_done(), 2);
+    for (name, v) in first.var_store().variables() {
+        assert!(v.is_contiguous(), "{name} is back in the default layout");
+    }
+    drop(first);
+    let mut resumed = Trainer::resume(
+        ModelKind::Cnn4,
+        tuned(true, dir.path()),
+        Device::Cpu,
+        dir.path(),
+    )
+    .unwrap();
+    resumed.fit(&train, &val).unwrap();
+    let straight_dir = tempfile::tempdir().unwrap();
+    let mut straight = Trainer::new(
+        ModelKind::Cnn4,
+        tuned(true, straight_dir.path()),
+        Device::Cpu,
+    )
+    .unwrap();
+    straight.fit(&train, &val).unwrap();
+    assert_eq!(losses(&resumed), losses(&straight));
+    let lrs: Vec<f64> = straight
+        .history
+        .epochs
+        .iter()
+        .map(|e| e.learning_rate)
+        .collect();
+    assert!(
+        lrs[0] > lrs[1] && lrs[1] > lrs[2] && lrs[2] < 1e-9,
+        "cosine decay to 0 after the warm-up epoch: {lrs:?}"
+    );
+
+    // The same run in the default layout: other convolution kernels, so close, not identical.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let mut plain =
+        Trainer::new(ModelKind::Cnn4, tuned(false, plain_dir.path()), Device::Cpu).unwrap();
+    plain.fit(&train, &val).unwrap();
+    for (a, b) in losses(&plain).iter().zip(losses(&straight)) {
+        assert!((a.1 - b.1).abs() < 1e-2, "train loss {a:?} vs {b:?}");
+    }
 }

@@ -18,7 +18,8 @@ This notebook re-creates it with the kit, step by step:
 1. preprocessing and the 80/20 train/validation split (seed 13, as the original);
 2. every augmentation, drawn on the same real images, and a grid of random-erasing examples;
 3. the network's summary (layer by layer, like Keras's `model.summary()`);
-4. training with one progress line per epoch, then loss and accuracy curves;
+4. the training settings (the original's, or the kit's tuned recipe), training with one progress line
+   per epoch, then loss and accuracy curves;
 5. the test accuracy, and the checkpoint saved for notebooks 06 and 07.
 
 **What the original really did** (measured by re-running its code): its optimizer was compiled from the
@@ -81,11 +82,29 @@ let mut trainer = Trainer::new(ModelKind::Cnn4, TrainConfig { checkpoint_dir: So
 println!("{}", models::summary(trainer.model(), device)?);
 """),
 md("""
+## Training settings
+
+The kit has two recipes for the same network. **`Recipe::Original`** is the original's intended run:
+Adam at 1e-3, batch 256, its CNN augmentation (brightness 0.5–1.5, flips, vertical shifts of 0.2, random
+erasing), L2 0.01 on the dense kernels, the learning rate ×0.2 after 2 epochs without a better validation
+loss, early stopping after 5. Its network ends up under-fitting: training accuracy (with dropout and
+augmentation on) stays below validation accuracy.
+
+**`Recipe::Tuned`**, the profiles' default, keeps the network and changes how it is trained: a one-epoch
+warm-up to 2e-3 then a cosine decay to zero, decoupled weight decay 0.05 on the kernels instead of the L2
+penalty, the lighter ResNet augmentation (no brightness change), no early stopping (the best epoch's
+weights are still kept), and convolutions in channels-last memory order, about 20 % faster on a CPU.
+Measured on a 2-core CPU over the same 15 epochs: the original recipe reached 0.9164 test accuracy, the
+tuned one 0.9279 (at batch 128, the quick profile's). `fmnist train --recipe original` runs the other one.
+"""),
+code("""
+println!("recipe {}\n{}", profile.recipe, trainer.config);
+"""),
+md("""
 ## Training
 
-Adam at 1e-3, batch 256, the original CNN augmentation; the learning rate drops ×0.2 after 2 epochs
-without a better validation loss, training stops after 5, and the best epoch's weights are kept
-(`best.safetensors`, written through a temporary file). One line per epoch:
+The weights of the epoch with the best validation loss are saved as `best.safetensors` (written through a
+temporary file and renamed), with the optimiser state and history for `--resume`. One line per epoch:
 """),
 code("""
 let started = std::time::Instant::now();
@@ -189,9 +208,17 @@ println!("{}", models::summary(trainer.model(), device)?);
 md("""
 ## Training
 
-Adam at 1e-3 (again what the original really ran), the learning rate ×0.1 after 5 flat epochs, early
-stopping and best-weight restore as in notebook 02. A progress line appears every 20 seconds inside long
-epochs, and one line closes each epoch:
+The original ran Adam at 1e-3 (again what it really ran, whatever it built), the learning rate ×0.1 after
+5 flat epochs, L2 1e-4 on every kernel. The profile's tuned recipe (notebook 02) trains the same network
+with a warm-up and cosine decay, decoupled weight decay instead of the L2 penalty, and the same
+augmentation; over the quick profile's few epochs the decay to zero matters most. The ResNet keeps the
+default memory layout, which measured faster for it than channels-last.
+"""),
+code("""
+println!("recipe {}\n{}", profile.recipe, trainer.config);
+"""),
+md("""
+A progress line appears every 20 seconds inside long epochs, and one line closes each epoch:
 """),
 code("""
 let started = std::time::Instant::now();

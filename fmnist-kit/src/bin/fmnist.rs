@@ -167,6 +167,10 @@ struct TrainArgs {
     /// Continue from the last checkpoint in the output folder.
     #[arg(long)]
     resume: bool,
+    /// Training settings: `tuned` (warm-up + cosine, weight decay) or `original` (the original
+    /// project's) [default: the profile's, tuned]
+    #[arg(long)]
+    recipe: Option<String>,
     /// Train without augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -176,6 +180,13 @@ struct TrainArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    Auto,
+    Contiguous,
+    ChannelsLast,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -205,6 +216,9 @@ enum BenchCommand {
         /// Batch size [default: the original's, 256 for cnn4 and 32 for resnet]
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Memory layout of the convolutions: default, channels-last, or the kit's choice.
+        #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+        layout: LayoutArg,
         #[arg(long)]
         data: Option<PathBuf>,
         #[arg(long)]
@@ -300,10 +314,11 @@ fn run(cli: Cli) -> Result<()> {
                     model,
                     steps,
                     batch_size,
+                    layout,
                     data,
                     json,
                 },
-        } => bench_train(model.into(), steps, batch_size, data, json),
+        } => bench_train(model.into(), steps, batch_size, layout, data, json),
     }
 }
 
@@ -501,11 +516,14 @@ fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    let profile = match &a.profile {
+    let mut profile = match &a.profile {
         Some(p) => Profile::named(p.parse::<ProfileName>()?),
         None => Profile::from_env()?,
     };
     let kind: ModelKind = a.model.into();
+    if let Some(r) = &a.recipe {
+        profile.recipe = r.parse()?;
+    }
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let mut config = train::profile_setup(kind, &profile);
@@ -549,10 +567,11 @@ fn run_train(a: TrainArgs) -> Result<()> {
     };
     if !a.json {
         println!(
-            "training {kind} on {} images ({} validation) on {device:?}, profile {}, {} epochs, batch {}",
+            "training {kind} on {} images ({} validation) on {device:?}, profile {}, {} recipe, {} epochs, batch {}",
             train_set.len(),
             val_set.len(),
             profile.name,
+            profile.recipe,
             trainer.config.epochs,
             trainer.config.batch_size
         );
@@ -779,15 +798,25 @@ fn bench_train(
     kind: ModelKind,
     steps: usize,
     batch_size: Option<usize>,
+    layout: LayoutArg,
     data: Option<PathBuf>,
     json_out: bool,
 ) -> Result<()> {
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let full = Profile::named(ProfileName::Full);
-    let mut config = train::profile_setup(kind, &full);
+    // The original's pipeline (its augmentation, L2 penalties and batch sizes), as the peer.
+    let original_batch = match kind {
+        ModelKind::Cnn4 => 256,
+        ModelKind::ResNet => 32,
+    };
+    let mut config = train::Recipe::Original.config(kind, 1, original_batch);
     if let Some(b) = batch_size {
         config.batch_size = b;
+    }
+    match layout {
+        LayoutArg::Auto => {}
+        LayoutArg::Contiguous => config.channels_last = false,
+        LayoutArg::ChannelsLast => config.channels_last = true,
     }
     config.verbose = false;
     let device = train::best_device();
@@ -807,14 +836,16 @@ fn bench_train(
     if json_out {
         print_json(&json!({
             "model": kind, "batch_size": config.batch_size, "steps": steps, "device": format!("{device:?}"),
-            "threads": tch::get_num_threads(), "images_per_s_noaug": noaug, "images_per_s_aug": aug,
+            "threads": tch::get_num_threads(), "channels_last": config.channels_last,
+            "images_per_s_noaug": noaug, "images_per_s_aug": aug,
             "augmentation_share": share,
         }))
     } else {
         println!(
-            "{kind}, batch {}, {device:?}, {} threads: {noaug:.0} images/s without augmentation, {aug:.0} with (augmentation {:.1}% of a step)",
+            "{kind}, batch {}, {device:?}, {} threads, {}: {noaug:.0} images/s without augmentation, {aug:.0} with (augmentation {:.1}% of a step)",
             config.batch_size,
             tch::get_num_threads(),
+            if config.channels_last { "channels-last" } else { "contiguous" },
             share * 100.0
         );
         Ok(())
