@@ -83,6 +83,9 @@ def save_figures(nb, folder: Path, stem: str):
     import base64
 
     folder.mkdir(parents=True, exist_ok=True)
+    # Figures of an earlier run of this notebook (cells may have moved since) would be stale.
+    for old in folder.glob(f"{stem}-cell*.png"):
+        old.unlink()
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     for n, cell in enumerate(code_cells, 1):
         k = 0

@@ -215,6 +215,7 @@ impl fmt::Display for Profile {
             all(self.validation_subset),
             all(self.test_subset)
         )?;
+        writeln!(f, "  training recipe    {}", self.recipe)?;
         writeln!(
             f,
             "  CNN                {} epochs, batch {}",

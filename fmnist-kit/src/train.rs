@@ -328,8 +328,13 @@ impl std::fmt::Display for TrainConfig {
                 warmup_epochs,
                 min_lr,
             } => format!(
-                "warm-up to {:e} over {warmup_epochs} epoch(s), then cosine decay to {min_lr:e}",
-                self.learning_rate
+                "warm-up to {:e} over {warmup_epochs} epoch(s), then cosine decay to {}",
+                self.learning_rate,
+                if min_lr == 0.0 {
+                    "0".to_string()
+                } else {
+                    format!("{min_lr:e}")
+                }
             ),
         };
         let a = &self.augment;

@@ -211,8 +211,9 @@ md("""
 The original ran Adam at 1e-3 (again what it really ran, whatever it built), the learning rate ×0.1 after
 5 flat epochs, L2 1e-4 on every kernel. The profile's tuned recipe (notebook 02) trains the same network
 with a warm-up and cosine decay, decoupled weight decay instead of the L2 penalty, and the same
-augmentation; over the quick profile's few epochs the decay to zero matters most. The ResNet keeps the
-default memory layout, which measured faster for it than channels-last.
+augmentation. Measured on a 2-core CPU in the quick profile (4 epochs on 24,000 images): 0.8434 test
+accuracy with the original recipe, 0.8857 with the tuned one. The ResNet keeps the default memory
+layout, which measured faster for it than channels-last.
 """),
 code("""
 println!("recipe {}\n{}", profile.recipe, trainer.config);

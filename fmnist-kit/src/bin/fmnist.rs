@@ -575,6 +575,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             trainer.config.epochs,
             trainer.config.batch_size
         );
+        println!("{}", trainer.config);
     }
     let start = Instant::now();
     trainer.fit(&train_set, &val_set)?;
