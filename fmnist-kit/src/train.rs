@@ -521,6 +521,10 @@ pub struct RunResult {
     pub test_accuracy: f64,
     pub test_loss: f64,
     pub test_images: usize,
+    /// The training settings, one per line (`TrainConfig`'s `Display`); empty in results
+    /// written before it was recorded.
+    #[serde(default)]
+    pub settings: String,
 }
 
 impl RunResult {
@@ -544,6 +548,7 @@ impl RunResult {
             test_accuracy: test.accuracy,
             test_loss: test.loss,
             test_images: test.images,
+            settings: trainer.config.to_string(),
         }
     }
 
