@@ -8,6 +8,7 @@
 //! - [`models`]: the original's 4-layer CNN and ResNet, with summaries;
 //! - [`train`]: the trainer (two recipes, fused Adam/SGD, LR schedules, early stopping,
 //!   checkpoints, resume);
+//! - [`grid`]: k-fold grid search over the CNN's learning rate, optimizer, dropout, dense size;
 //! - [`metrics`]: accuracy, log loss, confusion matrix, scikit-learn's classification report;
 //! - [`features`]: feature maps of every layer, tiled as the original, and Grad-CAM;
 //! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full);
@@ -20,6 +21,7 @@ pub mod augment;
 pub mod data;
 pub mod error;
 pub mod features;
+pub mod grid;
 pub mod metrics;
 pub mod models;
 pub mod profile;

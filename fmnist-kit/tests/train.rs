@@ -185,3 +185,59 @@ fn the_tuned_recipe_in_channels_last_resumes_exactly_and_matches_the_default_lay
         assert!((a.1 - b.1).abs() < 1e-2, "train loss {a:?} vs {b:?}");
     }
 }
+
+#[test]
+fn the_grid_search_really_varies_every_hyperparameter() {
+    use fmnist_kit::grid::{grid_search, GridSettings, GridSpec};
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let set = synthetic_set(120, 7);
+    let spec = GridSpec {
+        learning_rates: vec![1e-3, 1e-2],
+        optimizers: GridSpec::default().optimizers[..1].to_vec(),
+        dropouts: vec![0.0, 0.5],
+        dense_sizes: vec![16, 64],
+    };
+    let settings = GridSettings {
+        folds: 2,
+        epochs: 1,
+        batch_size: 20,
+        verbose: false,
+        ..Default::default()
+    };
+    let report = grid_search(&spec, &settings, &set, Device::Cpu).unwrap();
+    assert_eq!(report.rows.len(), 8);
+    assert!(report
+        .rows
+        .windows(2)
+        .all(|w| w[0].mean_score >= w[1].mean_score));
+    for r in &report.rows {
+        assert_eq!(r.fold_log_loss.len(), 2);
+        assert!(r.mean_score.is_finite() && r.mean_score < 0.0);
+    }
+    // The original's wrapper ignored three of the four: here each one changes the scores.
+    let distinct = |a: &fmnist_kit::grid::GridPoint, b: &fmnist_kit::grid::GridPoint| {
+        let ra = report.rows.iter().find(|r| &r.point == a).unwrap();
+        let rb = report.rows.iter().find(|r| &r.point == b).unwrap();
+        ra.fold_log_loss != rb.fold_log_loss
+    };
+    let base = report.rows[0].point.clone();
+    let mut other = base.clone();
+    other.learning_rate = if base.learning_rate == 1e-3 {
+        1e-2
+    } else {
+        1e-3
+    };
+    assert!(distinct(&base, &other), "learning rate");
+    let mut other = base.clone();
+    other.dropout = if base.dropout == 0.0 { 0.5 } else { 0.0 };
+    assert!(distinct(&base, &other), "dropout");
+    let mut other = base.clone();
+    other.dense = if base.dense == 16 { 64 } else { 16 };
+    assert!(distinct(&base, &other), "dense size");
+    let marginal = report.marginal("dense").unwrap();
+    assert_eq!(marginal.len(), 2);
+    assert!(report.marginal("colour").is_err());
+    assert!(report.to_html().0.contains("<td>1</td>"));
+    let chart = report.effects_chart().unwrap();
+    assert!(chart.width > 0 && chart.height > 0);
+}
