@@ -981,6 +981,15 @@ fn write_cache(path: &Path, train: &ImageSet, test: &ImageSet) -> Result<()> {
     write_atomic(path, &out)
 }
 
+/// Writes `value` as pretty JSON to `path` through [`write_atomic`].
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
+        path: path.into(),
+        source: e,
+    })?;
+    write_atomic(path, &text)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place, so a reader
 /// never sees a half-written file and an interrupted write loses nothing.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -231,12 +231,7 @@ impl GridReport {
     /// Writes the report as `report.json` into `dir` (atomically).
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let path = dir.join("report.json");
-        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Json {
-            path: path.clone(),
-            source: e,
-        })?;
-        crate::data::write_atomic(&path, &text)
+        crate::data::write_json_atomic(&dir.join("report.json"), self)
     }
 
     /// The ranking as an HTML table (rank, hyperparameters, mean ± std score, accuracy, time).

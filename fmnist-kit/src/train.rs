@@ -22,7 +22,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::augment::{AugmentConfig, Augmenter};
-use crate::data::{write_atomic, FashionMnist, ImageSet};
+use crate::data::{write_json_atomic, FashionMnist, ImageSet};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier, ModelKind};
 
@@ -481,11 +481,7 @@ impl History {
 
     /// Writes the history as JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Json {
-            path: path.into(),
-            source: e,
-        })?;
-        write_atomic(path, &text)
+        write_json_atomic(path, self)
     }
 
     /// Reads a history written by [`History::save`].
@@ -554,12 +550,7 @@ impl RunResult {
 
     /// Writes `result.json` into `dir` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = dir.join("result.json");
-        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Json {
-            path: path.clone(),
-            source: e,
-        })?;
-        write_atomic(&path, &text)
+        write_json_atomic(&dir.join("result.json"), self)
     }
 }
 
@@ -1167,12 +1158,7 @@ impl Trainer {
         let opt = dir.join("optimizer.safetensors");
         std::fs::rename(&tmp, &opt).map_err(|e| Error::io(&opt, e))?;
         self.history.save(&dir.join("history.json"))?;
-        let state_path = dir.join("state.json");
-        let text = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Json {
-            path: state_path.clone(),
-            source: e,
-        })?;
-        write_atomic(&state_path, &text)
+        write_json_atomic(&dir.join("state.json"), &self.state)
     }
 
     /// Continues from the last checkpoint in `dir` (weights, optimiser moments and step count,
