@@ -230,7 +230,6 @@ impl GridReport {
 
     /// Writes the report as `report.json` into `dir` (atomically).
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         crate::data::write_json_atomic(&dir.join("report.json"), self)
     }
 

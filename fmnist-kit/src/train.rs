@@ -1450,7 +1450,7 @@ mod tests {
             let fresh = |scale: f64| {
                 let t = Tensor::randn(shape, (Kind::Float, Device::Cpu)) * scale;
                 if shape.len() == 4 {
-                    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+                    to_channels_last(&t)
                 } else {
                     t
                 }
