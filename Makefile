@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test test-rust test-notebooks bench lab env clean
+.PHONY: setup build data run test notebooks bench lab env clean
 
 setup:
 	@scripts/setup.sh
@@ -22,7 +22,12 @@ run: data
 	@$(ENV) python tests/run_notebooks.py --profile $(PROFILE) --out out/notebooks --html out/html --figures out/figures
 	@echo "Executed notebooks: out/notebooks/   HTML: out/html/   figures: out/figures/"
 
+# Notebooks are generated from notebooks/src/*.py (the only place to edit them).
+notebooks:
+	@python3 scripts/notebooks.py
+
 test: data
+	@python3 scripts/notebooks.py --check
 	@$(ENV) cargo test --release --workspace
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/smoke
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/harness-check --expect-failure tests/fixtures/*.ipynb

@@ -108,22 +108,10 @@ impl GridSettings {
         GridSettings {
             folds: profile.grid_folds,
             epochs: profile.grid_epochs,
-            batch_size: profile.cnn_batch_size,
+            batch_size: profile.sizes(crate::models::ModelKind::Cnn4).batch_size,
             ..Default::default()
         }
     }
-}
-
-/// The images a profile's grid search uses: the first `grid_subset` of the 80/20 training split.
-pub fn profile_images(
-    profile: &crate::Profile,
-    data: &crate::data::FashionMnist,
-) -> Result<ImageSet> {
-    let split =
-        crate::data::train_validation_split(&data.train, &crate::data::SplitConfig::default())?;
-    Ok(profile
-        .grid_subset
-        .map_or(split.train.clone(), |n| split.train.first(n)))
 }
 
 impl Default for GridSettings {
@@ -230,11 +218,11 @@ impl GridReport {
 
     /// Writes the report as `report.json` into `dir` (atomically).
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        crate::data::write_json_atomic(&dir.join("report.json"), self)
+        crate::util::write_json_atomic(&dir.join("report.json"), self)
     }
 
     /// The ranking as an HTML table (rank, hyperparameters, mean ± std score, accuracy, time).
-    pub fn to_html(&self) -> crate::viz::Html {
+    pub fn to_html(&self) -> crate::display::Html {
         let mut h = String::from(
             "<table><thead><tr><th>rank</th><th>learning rate</th><th>optimizer</th><th>dropout</th>\
              <th>dense</th><th>mean neg. log loss</th><th>± std</th><th>mean accuracy</th><th>seconds</th></tr></thead><tbody>",
@@ -254,7 +242,7 @@ impl GridReport {
             ));
         }
         h.push_str("</tbody></table>");
-        crate::viz::Html(h)
+        crate::display::Html(h)
     }
 }
 

@@ -222,7 +222,7 @@ impl ClassificationReport {
     }
 
     /// The report as an HTML table for a notebook cell.
-    pub fn to_html(&self) -> crate::viz::Html {
+    pub fn to_html(&self) -> crate::display::Html {
         let mut h = String::from(
             "<table><thead><tr><th></th><th>precision</th><th>recall</th><th>f1-score</th><th>support</th></tr></thead><tbody>",
         );
@@ -242,7 +242,7 @@ impl ClassificationReport {
         h.push_str(&row("macro avg", &self.macro_avg));
         h.push_str(&row("weighted avg", &self.weighted_avg));
         h.push_str("</tbody></table>");
-        crate::viz::Html(h)
+        crate::display::Html(h)
     }
 }
 
@@ -365,7 +365,7 @@ pub fn most_confused(m: &[[u64; NUM_CLASSES]; NUM_CLASSES], k: usize) -> Vec<Con
 }
 
 /// The pairs as an HTML table.
-pub fn confused_pairs_html(pairs: &[ConfusedPair]) -> crate::viz::Html {
+pub fn confused_pairs_html(pairs: &[ConfusedPair]) -> crate::display::Html {
     let mut h = String::from("<table><thead><tr><th>true class</th><th>predicted as</th><th>images</th><th>share of the class</th></tr></thead><tbody>");
     for p in pairs {
         h.push_str(&format!(
@@ -377,5 +377,5 @@ pub fn confused_pairs_html(pairs: &[ConfusedPair]) -> crate::viz::Html {
         ));
     }
     h.push_str("</tbody></table>");
-    crate::viz::Html(h)
+    crate::display::Html(h)
 }

@@ -1,16 +1,22 @@
-//! Run profiles: every size the walkthrough uses, in one struct.
+//! Run profiles: every size the walkthrough uses, and the one place that answers "what does
+//! profile P use for network M" ([`Profile::train_config`], [`Profile::sets`],
+//! [`Profile::checkpoint_dir`], [`Profile::grid_images`]).
 //!
 //! `FMNIST_PROFILE` selects one: `smoke` (CI: tiny subsets, seconds per notebook), `quick`
 //! (the default: meaningful results on a CPU in bounded time) or `full` (the original
 //! project's sizes and epochs, all the data; a GPU is recommended for the ResNet). Each
-//! notebook prints the profile it ran with. Every profile trains with the tuned recipe
-//! ([`crate::train::Recipe`]) unless told otherwise.
+//! notebook prints the profile it ran with. The sizes of each network live in its row of
+//! [`crate::models::MODELS`]; the sizes shared by all notebooks live here.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
+use crate::models::{ModelKind, RunSizes, MODELS};
+use crate::train::{CheckpointDir, Recipe, TrainConfig};
 
 /// Which profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -46,7 +52,17 @@ impl fmt::Display for ProfileName {
     }
 }
 
-/// Every size the notebooks and the CLI use. `None` for a subset means "all of it".
+/// The images a profile trains, validates and tests a network on.
+#[derive(Clone, Debug)]
+pub struct ProfileSets {
+    pub train: ImageSet,
+    pub validation: ImageSet,
+    pub test: ImageSet,
+}
+
+/// Every size the notebooks and the CLI share. `None` for a subset means "all of it". The
+/// sizes of each network (epochs, batch, training images) come from its row of
+/// [`crate::models::MODELS`] through [`Profile::sizes`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Profile {
     pub name: ProfileName,
@@ -56,29 +72,12 @@ pub struct Profile {
     pub tsne_points: usize,
     /// t-SNE optimisation epochs.
     pub tsne_epochs: usize,
-    /// Training images used for training (after the 80/20 split); `None` = all 48,000.
-    pub train_subset: Option<usize>,
     /// Validation images used per epoch; `None` = all 12,000.
     pub validation_subset: Option<usize>,
     /// Test images evaluated; `None` = all 10,000.
     pub test_subset: Option<usize>,
     /// The training settings of notebooks 02 and 03 and `fmnist train`.
-    pub recipe: crate::train::Recipe,
-    /// Epochs for the 4-layer CNN.
-    pub cnn_epochs: usize,
-    /// Batch size for the 4-layer CNN (the original: 256; the tuned recipe measured better at
-    /// 128 over 15 epochs: 0.9279 test accuracy against 0.9234 at 256 and 0.9246 at 64).
-    pub cnn_batch_size: usize,
-    /// Epochs for the ResNet.
-    pub resnet_epochs: usize,
-    /// Training images for the ResNet; `None` = all.
-    pub resnet_train_subset: Option<usize>,
-    /// Batch size for the ResNet (the original: 32).
-    pub resnet_batch_size: usize,
-    /// Side of the images fed to InceptionV3 (the original: 150).
-    pub inception_image_side: usize,
-    /// Training images for transfer learning; `None` = all.
-    pub inception_train_subset: Option<usize>,
+    pub recipe: Recipe,
     /// Folds of the grid search (the original: 3).
     pub grid_folds: usize,
     /// Epochs per grid-search fit.
@@ -93,88 +92,41 @@ impl Profile {
         match name {
             ProfileName::Smoke => Profile {
                 name,
-                recipe: crate::train::Recipe::Tuned,
+                recipe: Recipe::Tuned,
                 samples_per_class: 10,
                 tsne_points: 600,
                 tsne_epochs: 300,
-                train_subset: Some(2_000),
                 validation_subset: Some(500),
                 test_subset: Some(1_000),
-                cnn_epochs: 2,
-                cnn_batch_size: 32,
-                resnet_epochs: 1,
-                resnet_train_subset: Some(512),
-                resnet_batch_size: 32,
-                inception_image_side: 75,
-                inception_train_subset: Some(256),
                 grid_folds: 2,
                 grid_epochs: 1,
                 grid_subset: Some(1_000),
             },
             ProfileName::Quick => Profile {
                 name,
-                recipe: crate::train::Recipe::Tuned,
+                recipe: Recipe::Tuned,
                 samples_per_class: 10,
                 tsne_points: 5_000,
                 tsne_epochs: 1_000,
-                train_subset: None,
                 validation_subset: None,
                 test_subset: None,
-                cnn_epochs: 15,
-                cnn_batch_size: 128,
-                resnet_epochs: 4,
-                resnet_train_subset: Some(24_000),
-                resnet_batch_size: 64,
-                inception_image_side: 75,
-                inception_train_subset: Some(6_000),
                 grid_folds: 3,
                 grid_epochs: 2,
                 grid_subset: Some(12_000),
             },
             ProfileName::Full => Profile {
                 name,
-                recipe: crate::train::Recipe::Tuned,
+                recipe: Recipe::Tuned,
                 samples_per_class: 10,
                 tsne_points: 5_000,
                 tsne_epochs: 1_000,
-                train_subset: None,
                 validation_subset: None,
                 test_subset: None,
-                cnn_epochs: 50,
-                cnn_batch_size: 128,
-                resnet_epochs: 10,
-                resnet_train_subset: None,
-                resnet_batch_size: 32,
-                inception_image_side: 150,
-                inception_train_subset: None,
                 grid_folds: 3,
                 grid_epochs: 10,
                 grid_subset: None,
             },
         }
-    }
-
-    /// The profile's test images: the first `test_subset` of the official test set, or all of it.
-    pub fn test_set(&self, data: &crate::data::FashionMnist) -> crate::data::ImageSet {
-        self.test_subset
-            .map_or(data.test.clone(), |n| data.test.first(n))
-    }
-
-    /// Where notebooks and the CLI keep this profile's checkpoints and results:
-    /// `$FMNIST_ARTIFACTS/<profile>`, else `artifacts/<profile>` in the project folder (the
-    /// nearest folder, from the current one up, that holds `data/`), else in the current folder.
-    pub fn artifacts_dir(&self) -> std::path::PathBuf {
-        let base = std::env::var_os("FMNIST_ARTIFACTS")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                let cwd = std::env::current_dir().ok()?;
-                cwd.ancestors()
-                    .find(|d| d.join("data").is_dir())
-                    .map(|d| d.join("artifacts"))
-            })
-            .unwrap_or_else(|| std::path::PathBuf::from("artifacts"));
-        base.join(self.name.to_string())
     }
 
     /// The profile named by `FMNIST_PROFILE` (default `quick`); an unknown name is an error.
@@ -190,6 +142,78 @@ impl Profile {
                 }),
             Err(_) => Ok(Profile::named(ProfileName::Quick)),
         }
+    }
+
+    /// Epochs, batch size and training images of `kind` in this profile.
+    pub fn sizes(&self, kind: ModelKind) -> RunSizes {
+        let sizes = kind.spec().sizes;
+        match self.name {
+            ProfileName::Smoke => sizes.smoke,
+            ProfileName::Quick => sizes.quick,
+            ProfileName::Full => sizes.full,
+        }
+    }
+
+    /// The training settings this profile gives `kind`: its recipe, epochs and batch size.
+    pub fn train_config(&self, kind: ModelKind) -> TrainConfig {
+        let s = self.sizes(kind);
+        self.recipe.config(kind, s.epochs, s.batch_size)
+    }
+
+    /// The images `kind` trains, validates and tests on: the 80/20 split cut to the network's
+    /// training subset and the profile's validation subset, and the profile's test subset.
+    pub fn sets(&self, kind: ModelKind, data: &FashionMnist) -> Result<ProfileSets> {
+        let split = data.split()?;
+        Ok(ProfileSets {
+            train: cut(split.train, self.sizes(kind).train_subset),
+            validation: cut(split.validation, self.validation_subset),
+            test: self.test_set(data),
+        })
+    }
+
+    /// The profile's test images: the first `test_subset` of the official test set, or all of it.
+    pub fn test_set(&self, data: &FashionMnist) -> ImageSet {
+        self.test_subset
+            .map_or(data.test.clone(), |n| data.test.first(n))
+    }
+
+    /// The images the grid search uses: the first `grid_subset` of the 80/20 training split.
+    pub fn grid_images(&self, data: &FashionMnist) -> Result<ImageSet> {
+        Ok(cut(data.split()?.train, self.grid_subset))
+    }
+
+    /// Where notebooks and the CLI keep this profile's checkpoints and results:
+    /// `$FMNIST_ARTIFACTS/<profile>`, else `artifacts/<profile>` in the project folder (the
+    /// nearest folder, from the current one up, that holds `data/`), else in the current folder.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        let base = std::env::var_os("FMNIST_ARTIFACTS")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                let cwd = std::env::current_dir().ok()?;
+                cwd.ancestors()
+                    .find(|d| d.join("data").is_dir())
+                    .map(|d| d.join("artifacts"))
+            })
+            .unwrap_or_else(|| PathBuf::from("artifacts"));
+        base.join(self.name.to_string())
+    }
+
+    /// The checkpoint folder of `kind` in this profile: `artifacts/<profile>/<model>`.
+    pub fn checkpoint_dir(&self, kind: ModelKind) -> CheckpointDir {
+        CheckpointDir(self.artifacts_dir().join(kind.to_string()))
+    }
+
+    /// The grid search's folder in this profile: `artifacts/<profile>/grid`.
+    pub fn grid_dir(&self) -> PathBuf {
+        self.artifacts_dir().join("grid")
+    }
+}
+
+fn cut(set: ImageSet, n: Option<usize>) -> ImageSet {
+    match n {
+        Some(n) => set.first(n),
+        None => set,
     }
 }
 
@@ -210,31 +234,22 @@ impl fmt::Display for Profile {
         )?;
         writeln!(
             f,
-            "  train / val / test {} / {} / {} images",
-            all(self.train_subset),
+            "  val / test         {} / {} images",
             all(self.validation_subset),
             all(self.test_subset)
         )?;
         writeln!(f, "  training recipe    {}", self.recipe)?;
-        writeln!(
-            f,
-            "  CNN                {} epochs, batch {}",
-            self.cnn_epochs, self.cnn_batch_size
-        )?;
-        writeln!(
-            f,
-            "  ResNet             {} epochs, batch {}, {} training images",
-            self.resnet_epochs,
-            self.resnet_batch_size,
-            all(self.resnet_train_subset)
-        )?;
-        writeln!(
-            f,
-            "  InceptionV3        {}×{} input, {} training images",
-            self.inception_image_side,
-            self.inception_image_side,
-            all(self.inception_train_subset)
-        )?;
+        for spec in &MODELS {
+            let s = self.sizes(spec.kind);
+            writeln!(
+                f,
+                "  {:<18} {} epochs, batch {}, {} training images",
+                spec.title,
+                s.epochs,
+                s.batch_size,
+                all(s.train_subset)
+            )?;
+        }
         write!(
             f,
             "  grid search        {} folds, {} epochs per fit, {} images",
@@ -259,27 +274,39 @@ mod tests {
             Profile::named(ProfileName::Quick),
             Profile::named(ProfileName::Full),
         );
+        let cnn = |p: &Profile| p.sizes(ModelKind::Cnn4);
         assert!(
             s.tsne_points < q.tsne_points
-                && s.cnn_epochs < q.cnn_epochs
-                && q.cnn_epochs < f.cnn_epochs
+                && cnn(&s).epochs < cnn(&q).epochs
+                && cnn(&q).epochs < cnn(&f).epochs
         );
         assert_eq!(
             (
-                f.cnn_epochs,
-                f.cnn_batch_size,
-                f.resnet_batch_size,
-                f.inception_image_side
+                cnn(&f).epochs,
+                cnn(&f).batch_size,
+                f.sizes(ModelKind::ResNet).epochs,
+                f.sizes(ModelKind::ResNet).batch_size
             ),
-            (50, 128, 32, 150),
-            "the original's epochs, ResNet batch and Inception input; the CNN batch the tuned recipe prefers"
+            (50, 128, 10, 32),
+            "the original's epochs and ResNet batch; the CNN batch the tuned recipe prefers"
         );
         for p in [&s, &q, &f] {
             assert!(
                 p.tsne_epochs > 250,
                 "t-SNE needs more epochs than its exaggeration phase"
             );
-            assert!(p.to_string().starts_with(&format!("profile {}", p.name)));
+            let text = p.to_string();
+            assert!(text.starts_with(&format!("profile {}", p.name)));
+            for spec in &MODELS {
+                assert!(text.contains(spec.title), "{text}");
+            }
         }
+        let config = q.train_config(ModelKind::Cnn4);
+        assert_eq!((config.epochs, config.batch_size), (15, 128));
+        assert!(config.channels_last && !q.train_config(ModelKind::ResNet).channels_last);
+        assert!(q
+            .checkpoint_dir(ModelKind::ResNet)
+            .best()
+            .ends_with("quick/resnet/best.safetensors"));
     }
 }

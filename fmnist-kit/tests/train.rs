@@ -50,7 +50,7 @@ fn learns_and_a_seed_gives_the_same_history() {
         e[2].train_accuracy > 0.5,
         "distinct bands are learnt: {e:?}"
     );
-    let p = plain.predict_proba(&val).unwrap();
+    let p = plain.network().predict_proba(&val).unwrap();
     assert_eq!(p.size(), vec![100, 10]);
     assert!((p.sum(Kind::Double).double_value(&[]) - 100.0).abs() < 1e-3);
 

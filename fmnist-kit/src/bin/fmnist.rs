@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use fmnist_kit::data::{self, CachePolicy, ImageSet, CLASS_NAMES};
-use fmnist_kit::models::{self, ModelKind};
-use fmnist_kit::train::{self, Trainer};
+use fmnist_kit::models::ModelKind;
+use fmnist_kit::run::{RunOptions, TrainingRun};
+use fmnist_kit::train::{self, NetworkFile, TrainedNetwork, Trainer};
 use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
+use fmnist_kit::util::write_atomic;
 use fmnist_kit::viz::ClassScatter;
 use fmnist_kit::{Profile, ProfileName};
 
@@ -56,8 +58,9 @@ enum Command {
     Tsne(TsneArgs),
     /// Layers, output shapes and trainable parameters of a network (like Keras's summary()).
     Summary {
-        #[arg(long, value_enum)]
-        model: ModelArg,
+        /// The network (cnn4, resnet).
+        #[arg(long, value_parser = parse_model)]
+        model: ModelKind,
         #[arg(long)]
         json: bool,
     },
@@ -68,8 +71,8 @@ enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// The network [default: the "model" of result.json or state.json beside the checkpoint]
-        #[arg(long, value_enum)]
-        model: Option<ModelArg>,
+        #[arg(long, value_parser = parse_model)]
+        model: Option<ModelKind>,
         /// Position of the image in its set (the original showed training image 2018).
         #[arg(long)]
         image: usize,
@@ -92,8 +95,8 @@ enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// The network [default: the "model" of result.json or state.json beside the checkpoint]
-        #[arg(long, value_enum)]
-        model: Option<ModelArg>,
+        #[arg(long, value_parser = parse_model)]
+        model: Option<ModelKind>,
         /// Write `index,label,predicted,p0,...,p9` rows (official test order) here.
         #[arg(long)]
         predictions: Option<PathBuf>,
@@ -150,8 +153,9 @@ struct TsneArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    #[arg(long, value_enum)]
-    model: ModelArg,
+    /// The network (cnn4, resnet).
+    #[arg(long, value_parser = parse_model)]
+    model: ModelKind,
     /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
     #[arg(long)]
     profile: Option<String>,
@@ -189,31 +193,22 @@ enum LayoutArg {
     ChannelsLast,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModelArg {
-    Cnn4,
-    Resnet,
-}
-
-impl From<ModelArg> for ModelKind {
-    fn from(m: ModelArg) -> ModelKind {
-        match m {
-            ModelArg::Cnn4 => ModelKind::Cnn4,
-            ModelArg::Resnet => ModelKind::ResNet,
-        }
-    }
+/// A network named as in the kit's model table (`cnn4`, `resnet`).
+fn parse_model(s: &str) -> std::result::Result<ModelKind, String> {
+    s.parse::<ModelKind>().map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Training throughput (images/s) with and without the model's original augmentation.
     Train {
-        #[arg(long, value_enum)]
-        model: ModelArg,
+        /// The network (cnn4, resnet).
+        #[arg(long, value_parser = parse_model)]
+        model: ModelKind,
         /// Timed steps per measurement (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
         steps: usize,
-        /// Batch size [default: the original's, 256 for cnn4 and 32 for resnet]
+        /// Batch size [default: the original's (the model table's), 256 for cnn4 and 32 for resnet]
         #[arg(long)]
         batch_size: Option<usize>,
         /// Memory layout of the convolutions: default, channels-last, or the kit's choice.
@@ -277,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => data_info(data, no_cache, json),
         Command::Tsne(args) => run_tsne(args),
-        Command::Summary { model, json } => run_summary(model.into(), json),
+        Command::Summary { model, json } => run_summary(model, json),
         Command::Train(args) => run_train(args),
         Command::Features {
             checkpoint,
@@ -288,23 +283,14 @@ fn run(cli: Cli) -> Result<()> {
             out,
             data,
             json,
-        } => run_features(
-            &checkpoint,
-            model.map(Into::into),
-            image,
-            test,
-            class,
-            &out,
-            data,
-            json,
-        ),
+        } => run_features(&checkpoint, model, image, test, class, &out, data, json),
         Command::Evaluate {
             checkpoint,
             model,
             predictions,
             data,
             json,
-        } => run_evaluate(&checkpoint, model.map(Into::into), predictions, data, json),
+        } => run_evaluate(&checkpoint, model, predictions, data, json),
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
@@ -318,7 +304,7 @@ fn run(cli: Cli) -> Result<()> {
                     data,
                     json,
                 },
-        } => bench_train(model.into(), steps, batch_size, layout, data, json),
+        } => bench_train(model, steps, batch_size, layout, data, json),
     }
 }
 
@@ -379,7 +365,7 @@ fn data_info(data: Option<PathBuf>, no_cache: bool, json_out: bool) -> Result<()
     };
     let d =
         data::load_with(&path, &policy).with_context(|| format!("loading {}", path.display()))?;
-    let split = data::train_validation_split(&d.train, &data::SplitConfig::default())?;
+    let split = d.split()?;
     let v = json!({
         "source": d.info.source,
         "load_seconds": d.info.load_seconds,
@@ -480,8 +466,7 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
         for (i, (c, l)) in emb.coords.iter().zip(&emb.labels).enumerate() {
             csv.push_str(&format!("{i},{l},{},{}\n", c[0], c[1]));
         }
-        data::write_atomic(p, csv.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
+        write_atomic(p, csv.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
     }
     if a.json {
         print_json(&json!({
@@ -504,9 +489,7 @@ fn run_tsne(a: TsneArgs) -> Result<()> {
 }
 
 fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let model = models::build(kind, &vs.root())?;
-    let summary = models::summary(model.as_ref(), tch::Device::Cpu)?;
+    let summary = TrainedNetwork::new(kind, tch::Device::Cpu)?.summary()?;
     if json_out {
         print_json(&serde_json::to_value(&summary)?)
     } else {
@@ -516,116 +499,51 @@ fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    let mut profile = match &a.profile {
+    let profile = match &a.profile {
         Some(p) => Profile::named(p.parse::<ProfileName>()?),
         None => Profile::from_env()?,
     };
-    let kind: ModelKind = a.model.into();
-    if let Some(r) = &a.recipe {
-        profile.recipe = r.parse()?;
-    }
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let mut config = train::profile_setup(kind, &profile);
-    if let Some(e) = a.epochs {
-        config.epochs = e;
-    }
-    if let Some(b) = a.batch_size {
-        config.batch_size = b;
-    }
-    if a.no_augment {
-        config.augment = Default::default();
-    }
-    config.seed = a.seed;
-    config.verbose = !a.json;
-    let out = a
-        .out
-        .unwrap_or_else(|| profile.artifacts_dir().join(kind.to_string()));
-    config.checkpoint_dir = Some(out.clone());
-    let train::ProfileSets {
-        train: train_set,
-        validation: val_set,
-        test: test_set,
-    } = train::profile_sets(kind, &profile, &d)?;
-    let device = train::best_device();
-    let mut trainer = if a.resume && out.join("state.json").is_file() {
-        let t = Trainer::resume(kind, config, device, &out)?;
-        if !a.json {
+    let options = RunOptions {
+        recipe: a.recipe.as_deref().map(str::parse).transpose()?,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        augment: !a.no_augment,
+        seed: a.seed,
+        out: a.out,
+        resume: a.resume,
+        verbose: !a.json,
+        device: None,
+    };
+    let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
+    if !a.json {
+        if a.resume && run.resumed_after.is_none() {
             println!(
-                "resuming {} from {} after epoch {}",
-                kind,
-                out.display(),
-                t.epochs_done()
+                "no checkpoint in {}: starting afresh",
+                run.checkpoints.path().display()
             );
         }
-        t
-    } else {
-        if a.resume && !a.json {
-            println!("no checkpoint in {}: starting afresh", out.display());
-        }
-        Trainer::new(kind, config, device)?
-    };
-    if !a.json {
-        println!(
-            "training {kind} on {} images ({} validation) on {device:?}, profile {}, {} recipe, {} epochs, batch {}",
-            train_set.len(),
-            val_set.len(),
-            profile.name,
-            profile.recipe,
-            trainer.config.epochs,
-            trainer.config.batch_size
-        );
-        println!("{}", trainer.config);
+        println!("{}", run.describe());
+        println!("{}", run.trainer.config);
     }
-    let start = Instant::now();
-    trainer.fit(&train_set, &val_set)?;
-    let train_seconds = start.elapsed().as_secs_f64();
-    let test = trainer.evaluate(&test_set)?;
-    let result = train::RunResult::new(
-        &trainer,
-        &profile.name.to_string(),
-        train_set.len(),
-        train_seconds,
-        &test,
-    );
-    result.save(&out)?;
+    let result = run.fit()?;
     let mut v = serde_json::to_value(&result)?;
-    v["checkpoint"] = json!(out.join("best.safetensors"));
-    v["history"] = json!(out.join("history.json"));
+    v["checkpoint"] = json!(run.checkpoints.best());
+    v["history"] = json!(run.checkpoints.history());
     if a.json {
         print_json(&v)
     } else {
         println!(
             "test accuracy {:.4} (loss {:.4}) on {} images; {:.0} s of training; best weights in {}",
-            test.accuracy,
-            test.loss,
-            test.images,
-            train_seconds,
-            out.join("best.safetensors").display()
+            result.test_accuracy,
+            result.test_loss,
+            result.test_images,
+            result.train_seconds,
+            run.checkpoints.best().display()
         );
         Ok(())
     }
-}
-
-/// The network a checkpoint folder's `result.json` or `state.json` names.
-fn model_beside(checkpoint: &Path) -> Result<ModelKind> {
-    let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    for name in ["result.json", "state.json"] {
-        let p = dir.join(name);
-        if let Ok(bytes) = std::fs::read(&p) {
-            let v: serde_json::Value = serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading {}", p.display()))?;
-            if let Some(m) = v["model"].as_str() {
-                return Ok(m
-                    .parse::<ModelKind>()
-                    .with_context(|| format!("{}: field \"model\"", p.display()))?);
-            }
-        }
-    }
-    bail!(
-        "{}: no result.json or state.json beside the checkpoint names its network; pass --model cnn4|resnet",
-        checkpoint.display()
-    )
 }
 
 /// The trained network in `checkpoint`, of kind `model` or the one named beside it.
@@ -633,14 +551,18 @@ fn open_checkpoint(
     checkpoint: &Path,
     model: Option<ModelKind>,
     device: tch::Device,
-) -> Result<(ModelKind, Trainer)> {
+) -> Result<(ModelKind, TrainedNetwork)> {
     let kind = match model {
         Some(k) => k,
-        None => model_beside(checkpoint)?,
+        None => {
+            NetworkFile::find(checkpoint)
+                .with_context(|| format!("pass --model ({})", ModelKind::names()))?
+                .model
+        }
     };
-    let trainer = Trainer::from_checkpoint(kind, checkpoint, device)
+    let net = TrainedNetwork::load(kind, checkpoint, device)
         .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
-    Ok((kind, trainer))
+    Ok((kind, net))
 }
 
 fn run_evaluate(
@@ -650,15 +572,15 @@ fn run_evaluate(
     data: Option<PathBuf>,
     json_out: bool,
 ) -> Result<()> {
-    let (kind, trainer) = open_checkpoint(checkpoint, model, train::best_device())?;
+    let (kind, net) = open_checkpoint(checkpoint, model, train::best_device())?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let preds = trainer.predict(&d.test)?;
+    let preds = net.predict(&d.test)?;
     let report = preds.report()?;
     let cm = preds.confusion_matrix()?;
     let log_loss = preds.log_loss()?;
     if let Some(p) = &predictions {
-        data::write_atomic(p, preds.to_csv().as_bytes())
+        write_atomic(p, preds.to_csv().as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if json_out {
@@ -694,7 +616,7 @@ fn run_features(
 ) -> Result<()> {
     use fmnist_kit::features;
     let device = train::best_device();
-    let (kind, trainer) = open_checkpoint(checkpoint, model, device)?;
+    let (kind, net) = open_checkpoint(checkpoint, model, device)?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let set = if from_test { &d.test } else { &d.train };
@@ -706,7 +628,7 @@ fn run_features(
         );
     }
     let mut written = Vec::new();
-    for (i, (name, act)) in features::layer_activations(trainer.model(), set, image, device)?
+    for (i, (name, act)) in features::layer_activations(net.model(), set, image, device)?
         .iter()
         .enumerate()
     {
@@ -716,11 +638,8 @@ fn run_features(
             .with_context(|| format!("writing {}", file.display()))?;
         written.push(file);
     }
-    let layer = match kind {
-        ModelKind::Cnn4 => "act4",
-        ModelKind::ResNet => "stage4",
-    };
-    let cam = features::grad_cam(trainer.model(), set, image, class, layer, device)?;
+    let layer = kind.spec().grad_cam_layer;
+    let cam = features::grad_cam(net.model(), set, image, class, layer, device)?;
     let title = format!(
         "{} {} ({:.0}%) / true {}",
         if class.is_some() { "class" } else { "pred" },
@@ -806,10 +725,7 @@ fn bench_train(
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     // The original's pipeline (its augmentation, L2 penalties and batch sizes), as the peer.
-    let original_batch = match kind {
-        ModelKind::Cnn4 => 256,
-        ModelKind::ResNet => 32,
-    };
+    let original_batch = kind.spec().original_batch_size;
     let mut config = train::Recipe::Original.config(kind, 1, original_batch);
     if let Some(b) = batch_size {
         config.batch_size = b;

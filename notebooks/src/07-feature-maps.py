@@ -1,9 +1,5 @@
-"""Writes notebooks/07-feature-maps.ipynb."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import FIRST_CELL, code, md, write
+"""Notebook 07: feature maps and Grad-CAM."""
+from nbtools import FIRST_CELL, code, md
 
 cells = [
 md("""
@@ -20,16 +16,17 @@ channel that is constant (a ReLU that never fired) shows mid-grey instead of the
 """),
 code(FIRST_CELL),
 code("""
-use fmnist_kit::{data, features, models::ModelKind, train::{self, Trainer}, viz};
+use fmnist_kit::{data, features, models::ModelKind, train::{self, TrainedNetwork}, viz};
 let data = data::load(data::default_data_path())?;
 let test_set = profile.test_set(&data);
 let device = train::best_device();
-let cnn_path = profile.artifacts_dir().join("cnn4").join("best.safetensors");
-let resnet_path = profile.artifacts_dir().join("resnet").join("best.safetensors");
-let cnn = Trainer::from_checkpoint(ModelKind::Cnn4, &cnn_path, device)
+let cnn_path = profile.checkpoint_dir(ModelKind::Cnn4).best();
+let resnet_path = profile.checkpoint_dir(ModelKind::ResNet).best();
+let cnn = TrainedNetwork::load(ModelKind::Cnn4, &cnn_path, device)
     .map_err(|e| format!("the CNN checkpoint is missing or unreadable ({e}): run notebook 02 first"))?;
+let cam_layer = ModelKind::Cnn4.spec().grad_cam_layer;
 let resnet = if resnet_path.is_file() {
-    Some(Trainer::from_checkpoint(ModelKind::ResNet, &resnet_path, device)?)
+    Some(TrainedNetwork::load(ModelKind::ResNet, &resnet_path, device)?)
 } else {
     println!("no ResNet checkpoint at {}: its maps are skipped (run notebook 03)", resnet_path.display());
     None
@@ -92,8 +89,8 @@ first three test images the CNN gets right, then the first three it gets wrong:
 code("""
 let preds = cnn.predict(&test_set)?;
 viz::Figure::vstack(&[
-    features::grad_cam_row(cnn.model(), &test_set, &preds.correct(3), "act4", device)?,
-    features::grad_cam_row(cnn.model(), &test_set, &preds.misclassified(3), "act4", device)?,
+    features::grad_cam_row(cnn.model(), &test_set, &preds.correct(3), cam_layer, device)?,
+    features::grad_cam_row(cnn.model(), &test_set, &preds.misclassified(3), cam_layer, device)?,
 ])
 """, ["expect-image"]),
 md("""
@@ -102,7 +99,7 @@ md("""
 code("""
 assert_eq!(layers.len(), 16);
 assert!(layers.iter().all(|(_, t)| t.isnan().any().int64_value(&[]) == 0));
-let cam = features::grad_cam(cnn.model(), &test_set, preds.misclassified(1).first().copied().unwrap_or(0), None, "act4", device)?;
+let cam = features::grad_cam(cnn.model(), &test_set, preds.misclassified(1).first().copied().unwrap_or(0), None, cam_layer, device)?;
 assert!(cam.heat.iter().all(|v| v.is_finite()));
 println!("profile {}: {} CNN layers drawn for training image {image}{}; Grad-CAM at {} for right and wrong test images",
          profile.name, layers.len(), if resnet.is_some() { " and the ResNet's stages" } else { "" }, cam.layer);
@@ -114,4 +111,3 @@ channels), pooled layers for three test images, the ResNet's stem and stages, an
 the CNN choose its answer when right and when wrong.
 """),
 ]
-write("notebooks/07-feature-maps.ipynb", cells)

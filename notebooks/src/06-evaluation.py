@@ -1,9 +1,5 @@
-"""Writes notebooks/06-evaluation.ipynb."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import FIRST_CELL, code, md, write
+"""Notebook 06: evaluation beyond test accuracy."""
+from nbtools import FIRST_CELL, code, md
 
 cells = [
 md("""
@@ -23,18 +19,18 @@ Each notebook saved its best weights under `artifacts/<profile>/<model>/`. A mod
 missing is reported in a sentence and left out.
 """),
 code("""
-use fmnist_kit::{data, metrics, models::ModelKind, train::{self, Trainer}, tsne, viz};
+use fmnist_kit::{data, metrics, models::ModelKind, train::{self, TrainedNetwork}, tsne, viz};
 let data = data::load(data::default_data_path())?;
 let test_set = profile.test_set(&data);
 let device = train::best_device();
-let mut trained: Vec<(ModelKind, Trainer, metrics::Predictions)> = Vec::new();
-for kind in [ModelKind::Cnn4, ModelKind::ResNet] {
-    let ckpt = profile.artifacts_dir().join(kind.to_string()).join("best.safetensors");
+let mut trained: Vec<(ModelKind, TrainedNetwork, metrics::Predictions)> = Vec::new();
+for kind in ModelKind::all() {
+    let ckpt = profile.checkpoint_dir(kind).best();
     if !ckpt.is_file() {
         println!("no {kind} checkpoint at {}: run its training notebook first", ckpt.display());
         continue;
     }
-    let model = Trainer::from_checkpoint(kind, &ckpt, device)?;
+    let model = TrainedNetwork::load(kind, &ckpt, device)?;
     let preds = model.predict(&test_set)?;
     println!("{kind}: test accuracy {:.4}, log loss {:.4} on {} images", preds.accuracy()?, preds.log_loss()?, test_set.len());
     trained.push((kind, model, preds));
@@ -134,4 +130,3 @@ its learned features beside the raw pixels, with the measured 10-NN accuracy of 
 Next: **07 · Feature maps**, what each layer computes for a given image.
 """),
 ]
-write("notebooks/06-evaluation.ipynb", cells)

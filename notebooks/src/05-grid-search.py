@@ -1,9 +1,5 @@
-"""Writes notebooks/05-grid-search.ipynb."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import FIRST_CELL, code, md, write
+"""Notebook 05: grid search over the CNN's hyperparameters."""
+from nbtools import FIRST_CELL, code, md
 
 cells = [
 md("""
@@ -34,7 +30,7 @@ scikit-learn's `StratifiedKFold`: every class is cut into equal runs, one per fo
 code("""
 use fmnist_kit::{data, grid, train, viz};
 let data = data::load(data::default_data_path())?;
-let images = grid::profile_images(&profile, &data)?;
+let images = profile.grid_images(&data)?;
 let settings = grid::GridSettings::from_profile(&profile);
 let spec = grid::GridSpec::default();
 let folds = grid::stratified_folds(&images.labels, settings.folds)?;
@@ -72,7 +68,7 @@ md("""
 """),
 code("""
 let best = report.best().cloned().ok_or("empty grid")?;
-let dir = profile.artifacts_dir().join("grid");
+let dir = profile.grid_dir();
 report.save(&dir)?;
 println!("best: {} — neg. log loss {:.4} ± {:.4}, accuracy {:.4}; report in {}",
          best.point, best.mean_score, best.std_score, best.mean_accuracy, dir.join("report.json").display());
@@ -104,5 +100,3 @@ optimizer and the learning rate.
 Next: evaluation (**06**) and feature maps (**07**).
 """),
 ]
-
-write("notebooks/05-grid-search.ipynb", cells)

@@ -1,0 +1,16 @@
+//! Rich output for notebook cells that is not a picture: HTML (tables, or several figures in
+//! one cell). Kept apart from the figure code so that modules that only make tables (metrics,
+//! grid reports) need no drawing code.
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Html(pub String);
+
+impl Html {
+    /// Called by evcxr when this is a cell's value.
+    pub fn evcxr_display(&self) {
+        println!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Building blocks shared by the networks: Keras-style initialisers and batch norm, parameter
+//! counts, and the recorder of named intermediate outputs.
+
+use tch::nn;
+use tch::Tensor;
+
+/// Pushes named outputs onto an optional list (the `record` of [`Classifier::run`]).
+pub(crate) struct Recorder<'a>(pub(crate) Option<&'a mut Vec<(String, Tensor)>>);
+
+impl Recorder<'_> {
+    pub(crate) fn keep(&mut self, name: impl Into<String>, t: &Tensor) {
+        if let Some(r) = self.0.as_deref_mut() {
+            r.push((name.into(), t.shallow_clone()));
+        }
+    }
+}
+
+pub(crate) fn numel(t: &Tensor) -> i64 {
+    t.size().iter().product()
+}
+
+pub(crate) fn conv_params(c: &nn::Conv2D) -> i64 {
+    numel(&c.ws) + c.bs.as_ref().map_or(0, numel)
+}
+
+pub(crate) fn linear_params(l: &nn::Linear) -> i64 {
+    numel(&l.ws) + l.bs.as_ref().map_or(0, numel)
+}
+
+pub(crate) fn bn_params(b: &nn::BatchNorm) -> i64 {
+    b.ws.as_ref().map_or(0, numel) + b.bs.as_ref().map_or(0, numel)
+}
+
+pub(crate) fn keras_bn(vs: nn::Path, channels: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        vs,
+        channels,
+        nn::BatchNormConfig {
+            eps: 1e-3,
+            momentum: 0.1,
+            ..Default::default()
+        },
+    )
+}
+
+/// Keras's default kernel initialiser (Glorot uniform) for a kernel of the given fans.
+pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
+}
+
+pub(crate) fn he_conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+    nn::conv2d(
+        vs,
+        c_in,
+        c_out,
+        k,
+        nn::ConvConfig {
+            stride,
+            padding: k / 2,
+            ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
+            ..Default::default()
+        },
+    )
+}

@@ -1,0 +1,175 @@
+//! One call for a training run of a profile, the same for `fmnist train` and the notebooks:
+//! [`TrainingRun::prepare`] picks the profile's sets and settings for a network and builds (or
+//! resumes) its trainer; [`TrainingRun::fit`] trains, evaluates the best weights on the test
+//! set and writes `result.json` beside the checkpoints.
+//!
+//! ```no_run
+//! # fn main() -> fmnist_kit::Result<()> {
+//! use fmnist_kit::{data, models::ModelKind, run::{RunOptions, TrainingRun}, Profile};
+//! let data = data::load(data::default_data_path())?;
+//! let profile = Profile::from_env()?;
+//! let mut run = TrainingRun::prepare(ModelKind::Cnn4, &profile, &data, RunOptions::default())?;
+//! let result = run.fit()?;
+//! println!("test accuracy {:.4}", result.test_accuracy);
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tch::Device;
+
+use crate::augment::AugmentConfig;
+use crate::data::FashionMnist;
+use crate::error::{Error, Result};
+use crate::models::ModelKind;
+use crate::profile::{Profile, ProfileSets};
+use crate::train::{best_device, CheckpointDir, Recipe, RunResult, Trainer};
+
+/// What a run may change from its profile's settings. The defaults change nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// Another recipe than the profile's.
+    pub recipe: Option<Recipe>,
+    /// Another epoch count than the profile's.
+    pub epochs: Option<usize>,
+    /// Another batch size than the profile's.
+    pub batch_size: Option<usize>,
+    /// Train with the recipe's augmentation (default) or without any.
+    pub augment: bool,
+    pub seed: u64,
+    /// The checkpoint folder [default: `artifacts/<profile>/<model>`].
+    pub out: Option<PathBuf>,
+    /// Continue from the checkpoint in the folder when there is one.
+    pub resume: bool,
+    /// One line per epoch (and progress lines inside long epochs).
+    pub verbose: bool,
+    /// [default: the GPU when there is one, else the CPU]
+    pub device: Option<Device>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            recipe: None,
+            epochs: None,
+            batch_size: None,
+            augment: true,
+            seed: 13,
+            out: None,
+            resume: false,
+            verbose: true,
+            device: None,
+        }
+    }
+}
+
+/// A profile's training run of one network: its sets, its trainer and, once fitted, its result.
+#[derive(Debug)]
+pub struct TrainingRun {
+    pub kind: ModelKind,
+    pub profile: Profile,
+    pub sets: ProfileSets,
+    pub trainer: Trainer,
+    pub checkpoints: CheckpointDir,
+    /// Epochs already done when the run was resumed from its checkpoint; `None` for a fresh run.
+    pub resumed_after: Option<usize>,
+    /// Set by [`TrainingRun::fit`].
+    pub result: Option<RunResult>,
+}
+
+impl TrainingRun {
+    /// The profile's sets and settings for `kind`, changed by `options`, and a fresh trainer
+    /// (or the one saved in the checkpoint folder, with `options.resume`).
+    pub fn prepare(
+        kind: ModelKind,
+        profile: &Profile,
+        data: &FashionMnist,
+        options: RunOptions,
+    ) -> Result<TrainingRun> {
+        let mut profile = profile.clone();
+        if let Some(r) = options.recipe {
+            profile.recipe = r;
+        }
+        let mut config = profile.train_config(kind);
+        if let Some(e) = options.epochs {
+            config.epochs = e;
+        }
+        if let Some(b) = options.batch_size {
+            config.batch_size = b;
+        }
+        if !options.augment {
+            config.augment = AugmentConfig::default();
+        }
+        config.seed = options.seed;
+        config.verbose = options.verbose;
+        let checkpoints = CheckpointDir(
+            options
+                .out
+                .clone()
+                .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
+        );
+        config.checkpoint_dir = Some(checkpoints.0.clone());
+        let sets = profile.sets(kind, data)?;
+        let device = options.device.unwrap_or_else(best_device);
+        let (trainer, resumed_after) = if options.resume && checkpoints.can_resume() {
+            let t = Trainer::resume(kind, config, device, checkpoints.path())?;
+            let done = t.epochs_done();
+            (t, Some(done))
+        } else {
+            (Trainer::new(kind, config, device)?, None)
+        };
+        Ok(TrainingRun {
+            kind,
+            profile,
+            sets,
+            trainer,
+            checkpoints,
+            resumed_after,
+            result: None,
+        })
+    }
+
+    /// One line saying what will train where: network, images, device, profile, recipe, epochs.
+    pub fn describe(&self) -> String {
+        let resumed = self
+            .resumed_after
+            .map_or(String::new(), |e| format!(", resumed after epoch {e}"));
+        format!(
+            "training {} on {} images ({} validation) on {:?}, profile {}, {} recipe, {} epochs, batch {}{resumed}",
+            self.kind,
+            self.sets.train.len(),
+            self.sets.validation.len(),
+            self.trainer.device,
+            self.profile.name,
+            self.profile.recipe,
+            self.trainer.config.epochs,
+            self.trainer.config.batch_size
+        )
+    }
+
+    /// Trains (the rest of) the run, evaluates the best weights on the profile's test images
+    /// and writes `result.json` into the checkpoint folder. Returns the result.
+    pub fn fit(&mut self) -> Result<RunResult> {
+        let started = Instant::now();
+        self.trainer.fit(&self.sets.train, &self.sets.validation)?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let test = self.trainer.evaluate(&self.sets.test)?;
+        let result = self.trainer.result(
+            &self.profile.name.to_string(),
+            self.sets.train.len(),
+            train_seconds,
+            &test,
+        );
+        result.save(self.checkpoints.path())?;
+        self.result = Some(result.clone());
+        Ok(result)
+    }
+
+    /// The result of [`TrainingRun::fit`]; an error before it ran.
+    pub fn result(&self) -> Result<&RunResult> {
+        self.result
+            .as_ref()
+            .ok_or_else(|| Error::param("run", "not fitted yet: call fit() first"))
+    }
+}

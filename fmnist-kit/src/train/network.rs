@@ -1,0 +1,233 @@
+//! A trained network for inference: its kind, variables and device, and nothing of training.
+//! Load one from a checkpoint with [`TrainedNetwork::load`], or take the one a
+//! [`super::Trainer`] holds. Evaluation, feature maps, Grad-CAM and t-SNE of learned features
+//! go through it and never build an optimiser.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+use super::checkpoint::NetworkFile;
+use crate::data::ImageSet;
+use crate::error::{Error, Result};
+use crate::metrics::Predictions;
+use crate::models::{self, Classifier, ModelKind, ModelSummary};
+
+/// Loss and accuracy on a labelled set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images: usize,
+}
+
+/// A network with its variables on a device, in evaluation mode for everything it computes.
+pub struct TrainedNetwork {
+    pub kind: ModelKind,
+    pub device: Device,
+    /// Images per forward pass when predicting or evaluating.
+    pub batch_size: usize,
+    vs: nn::VarStore,
+    model: Box<dyn Classifier>,
+}
+
+impl std::fmt::Debug for TrainedNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrainedNetwork({}, {:?})", self.kind, self.device)
+    }
+}
+
+impl TrainedNetwork {
+    /// A freshly initialised network of `kind` on `device` (seeded by the caller's
+    /// `tch::manual_seed`).
+    pub fn new(kind: ModelKind, device: Device) -> Result<TrainedNetwork> {
+        let vs = nn::VarStore::new(device);
+        let model = kind.build(&vs.root())?;
+        Ok(TrainedNetwork::from_parts(vs, model))
+    }
+
+    /// Wraps a network the caller built under `vs` (e.g. a `Cnn4` with another config).
+    pub fn from_parts(vs: nn::VarStore, model: Box<dyn Classifier>) -> TrainedNetwork {
+        TrainedNetwork {
+            kind: model.kind(),
+            device: vs.device(),
+            batch_size: 1000,
+            vs,
+            model,
+        }
+    }
+
+    /// A freshly initialised network of `kind` built from `config` (as [`Classifier::config`]
+    /// returns it) on `device`.
+    pub fn with_config(
+        kind: ModelKind,
+        config: &serde_json::Value,
+        device: Device,
+    ) -> Result<TrainedNetwork> {
+        let vs = nn::VarStore::new(device);
+        let model = kind.build_with(&vs.root(), config)?;
+        Ok(TrainedNetwork::from_parts(vs, model))
+    }
+
+    /// The network of `kind` with the weights of `checkpoint` (e.g. `best.safetensors`), built
+    /// with the configuration of the `network.json` beside it when there is one (else the
+    /// network's defaults). A missing file, a `network.json` of another network, or weights that
+    /// do not fit the network are errors naming the file.
+    pub fn load(kind: ModelKind, checkpoint: &Path, device: Device) -> Result<TrainedNetwork> {
+        let config = match NetworkFile::beside(checkpoint)? {
+            Some(n) if n.model != kind => {
+                let dir = checkpoint.parent().unwrap_or(Path::new("."));
+                return Err(Error::data(
+                    dir.join(super::checkpoint::NETWORK),
+                    "model",
+                    format!("describes a {} network, not a {kind}", n.model),
+                ));
+            }
+            Some(n) => n.config,
+            None => serde_json::Value::Null,
+        };
+        let mut net = TrainedNetwork::with_config(kind, &config, device)?;
+        net.load_weights(checkpoint)?;
+        Ok(net)
+    }
+
+    /// The network whose weights are in `checkpoint`, named by the files beside it
+    /// (`network.json`, else `result.json` or `state.json`; see [`NetworkFile::find`]).
+    pub fn open(checkpoint: &Path, device: Device) -> Result<TrainedNetwork> {
+        let network = NetworkFile::find(checkpoint)?;
+        TrainedNetwork::load(network.model, checkpoint, device)
+    }
+
+    /// What `network.json` holds for this network.
+    pub fn network_file(&self) -> NetworkFile {
+        NetworkFile {
+            model: self.kind,
+            config: self.model.config(),
+        }
+    }
+
+    /// Replaces the weights with those of `path`.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        if !path.is_file() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint"),
+            ));
+        }
+        self.vs.load(path).map_err(|e| {
+            Error::data(
+                path,
+                format!("weights of a {} network", self.kind),
+                e.to_string(),
+            )
+        })
+    }
+
+    /// The network.
+    pub fn model(&self) -> &dyn Classifier {
+        self.model.as_ref()
+    }
+
+    /// The variables (to save, load or inspect).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Layers, output shapes and trainable parameters, like Keras's `model.summary()`.
+    pub fn summary(&self) -> Result<ModelSummary> {
+        models::summary(self.model(), self.device)
+    }
+
+    /// Runs `f` on `set` in batches of `batch_size` (evaluation mode, no gradients) and
+    /// concatenates the results on the CPU.
+    fn map_batches(&self, set: &ImageSet, f: impl Fn(&Tensor) -> Tensor) -> Result<Tensor> {
+        if set.is_empty() {
+            return Err(Error::param("set", "no image to run the network on"));
+        }
+        let x = set.images_tensor();
+        let bs = self.batch_size.max(1) as i64;
+        let n = set.len() as i64;
+        let mut out = Vec::new();
+        tch::no_grad(|| {
+            let mut i = 0;
+            while i < n {
+                let len = bs.min(n - i);
+                out.push(f(&x.narrow(0, i, len).to_device(self.device)).to_device(Device::Cpu));
+                i += len;
+            }
+        });
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// Class probabilities `[N, 10]` (on the CPU) for `set`.
+    pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
+        self.map_batches(set, |xb| {
+            self.model.forward_t(xb, false).softmax(-1, Kind::Float)
+        })
+    }
+
+    /// Predictions with probabilities for `set`.
+    pub fn predict(&self, set: &ImageSet) -> Result<Predictions> {
+        Predictions::from_probabilities(&set.labels, &self.predict_proba(set)?)
+    }
+
+    /// The learned features (output of the layer before the classifier) of `set`: `[N, D]` on
+    /// the CPU.
+    pub fn features(&self, set: &ImageSet) -> Result<Tensor> {
+        self.map_batches(set, |xb| self.model.features(xb, false))
+    }
+
+    /// Every named intermediate output for image `index` of `set` (`[1, …]` each, on the CPU),
+    /// in order, ending with the logits.
+    pub fn activations(&self, set: &ImageSet, index: usize) -> Result<Vec<(String, Tensor)>> {
+        let one = set.select(&[index])?;
+        let x = one.images_tensor().to_device(self.device);
+        let acts = tch::no_grad(|| self.model.activations(&x, false));
+        Ok(acts
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+            .collect())
+    }
+
+    /// Mean cross-entropy and accuracy on `set` (no L2 term).
+    pub fn evaluate(&self, set: &ImageSet) -> Result<Evaluation> {
+        if set.is_empty() {
+            return Err(Error::param("set", "cannot evaluate on an empty set"));
+        }
+        let x = set.images_tensor();
+        let y = set.labels_tensor();
+        let bs = self.batch_size.max(1) as i64;
+        let n = set.len() as i64;
+        let (mut loss, mut correct) = (0.0f64, 0i64);
+        tch::no_grad(|| {
+            let mut i = 0;
+            while i < n {
+                let len = bs.min(n - i);
+                let xb = x.narrow(0, i, len).to_device(self.device);
+                let yb = y.narrow(0, i, len).to_device(self.device);
+                let logits = self.model.forward_t(&xb, false);
+                loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
+                correct += logits
+                    .argmax(1, false)
+                    .eq_tensor(&yb)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                i += len;
+            }
+        });
+        Ok(Evaluation {
+            loss: loss / n as f64,
+            accuracy: correct as f64 / n as f64,
+            images: set.len(),
+        })
+    }
+
+    /// Writes the weights to `path` as safetensors (atomically, contiguous copies).
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        super::checkpoint::write_tensors_atomic(
+            path,
+            &self.vs.variables().into_iter().collect::<Vec<_>>(),
+        )
+    }
+}

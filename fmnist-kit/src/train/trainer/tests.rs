@@ -1,0 +1,135 @@
+//! Unit tests of the training loop (private state: counters, optimiser moments).
+
+use super::*;
+use crate::augment::AugmentConfig;
+use crate::train::config::{LrSchedule, OptimizerKind, ReduceLrOnPlateau};
+
+/// `n` images of 10 classes, each class a bright horizontal band at its own height.
+fn bands(n: usize, seed: u64) -> ImageSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut set = ImageSet::default();
+    for i in 0..n {
+        let class = (i % 10) as u8;
+        set.labels.push(class);
+        for p in 0..784 {
+            let on = (p / 28) / 3 == class as usize;
+            let noise: u8 = rand::Rng::random_range(&mut rng, 0..60);
+            set.images.push(if on { 180 + noise } else { noise });
+        }
+    }
+    set
+}
+
+fn quick_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 64,
+        verbose: false,
+        augment: AugmentConfig::original_cnn(),
+        channels_last: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_error() {
+    let (train, val) = (bands(128, 5), bands(20, 6));
+    let cfg = TrainConfig {
+        optimizer: OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        learning_rate: 1e12,
+        model_l2: true,
+        ..quick_config(3)
+    };
+    let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+    let err = t.fit(&train, &val).unwrap_err().to_string();
+    assert!(
+        err.contains("training loss became") && err.contains("epoch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn early_stopping_and_reduce_lr_follow_the_validation_loss() {
+    let cfg = TrainConfig {
+        early_stopping_patience: Some(3),
+        schedule: LrSchedule::ReduceOnPlateau(ReduceLrOnPlateau {
+            factor: 0.5,
+            patience: 1,
+            min_lr: 2e-4,
+        }),
+        ..quick_config(10)
+    };
+    let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+    let mut lrs = Vec::new();
+    for loss in [1.0, 0.9, 0.95, 0.96, 0.97] {
+        t.end_of_epoch(loss).unwrap();
+        lrs.push(t.learning_rate());
+    }
+    assert_eq!(lrs, vec![1e-3, 1e-3, 5e-4, 2.5e-4, 2e-4]);
+    assert!(
+        t.state.stopped,
+        "three epochs without improvement after epoch 2"
+    );
+    assert!(
+        t.history.stop_reason.contains("after epoch 5"),
+        "{}",
+        t.history.stop_reason
+    );
+}
+
+#[test]
+fn the_l2_penalty_reaches_the_update_as_its_gradient() {
+    // One SGD step without momentum on a zero loss gradient moves each regularised kernel
+    // by exactly -lr · 2c · w, and leaves the other variables alone.
+    let cfg = TrainConfig {
+        optimizer: OptimizerKind::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        },
+        learning_rate: 0.1,
+        model_l2: true,
+        ..quick_config(1)
+    };
+    let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+    let before: Vec<(String, Tensor)> = t
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(n, v)| (n, v.copy()))
+        .collect();
+    let x = Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let loss = t.net.model().forward_t(&x, false).sum(Kind::Float) * 0.0;
+    t.optimizer.zero_grad().unwrap();
+    loss.backward();
+    t.optimizer_step().unwrap();
+    let coefficients: Vec<f64> = t.optimizer.l2_coefficients.clone();
+    assert_eq!(
+        coefficients.iter().filter(|&&c| c > 0.0).count(),
+        2,
+        "the two hidden dense kernels carry Keras's l2(0.01)"
+    );
+    let vars = t.var_store().variables();
+    for ((name, _, _), c) in t.optimizer.moments.iter().zip(coefficients) {
+        let old = &before.iter().find(|(n, _)| n == name).unwrap().1;
+        let expected = old * (1.0 - 0.1 * 2.0 * c);
+        let diff = (&vars[name] - expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-7, "{name}: {diff}");
+    }
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let bad = TrainConfig {
+        learning_rate: 0.0,
+        ..Default::default()
+    };
+    assert!(Trainer::new(ModelKind::Cnn4, bad, Device::Cpu).is_err());
+    let mut t = Trainer::new(ModelKind::Cnn4, quick_config(1), Device::Cpu).unwrap();
+    assert!(t.fit(&ImageSet::default(), &bands(10, 1)).is_err());
+    assert!(t
+        .load_weights(Path::new("/nonexistent/best.safetensors"))
+        .is_err());
+}
