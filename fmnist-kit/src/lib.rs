@@ -11,6 +11,8 @@
 //! - [`profile`]: every size a notebook uses (`FMNIST_PROFILE` = smoke | quick | full), and
 //!   what each profile uses for each network;
 //! - [`run`]: one call for a profile's training run (`fmnist train`, notebooks 02 and 03);
+//! - [`transfer`]: ImageNet backbones as feature extractors (cached), the two-stage transfer
+//!   run, and the few-label comparison (notebook 04, `fmnist transfer`, `fmnist embed`);
 //! - [`grid`]: k-fold grid search over the CNN's learning rate, optimizer, dropout, dense size;
 //! - [`metrics`]: accuracy, log loss, confusion matrix, scikit-learn's classification report;
 //! - [`features`]: feature maps of every layer, tiled as the original, and Grad-CAM;
@@ -34,6 +36,8 @@ pub mod train;
 pub mod profile;
 
 pub mod run;
+
+pub mod transfer;
 
 pub mod grid;
 

@@ -60,6 +60,25 @@ pub struct ProfileSets {
     pub test: ImageSet,
 }
 
+/// The sizes of notebook 04's few-label comparison ([`crate::transfer::few_label_study`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FewLabelSettings {
+    /// Labelled images per class, e.g. `[10, 100]`.
+    pub per_class: Vec<usize>,
+    /// One run per seed for each size and method (the seed picks the images and initialises).
+    pub seeds: Vec<u64>,
+    /// Optimiser steps of each run that trains on images (from scratch, fine-tuning), the same
+    /// for both so that they get the same compute: epochs = steps / batches per epoch, ≥ 1.
+    pub steps: usize,
+    pub batch_size: usize,
+    /// Epochs of the head on frozen features (seconds: the features are computed once).
+    pub head_epochs: usize,
+    /// Validation images every run selects its best epoch on (the same for all).
+    pub validation_images: usize,
+    /// Test images every run is scored on (the first N of the profile's test set).
+    pub test_images: usize,
+}
+
 /// Every size the notebooks and the CLI share. `None` for a subset means "all of it". The
 /// sizes of each network (epochs, batch, training images) come from its row of
 /// [`crate::models::MODELS`] through [`Profile::sizes`].
@@ -84,6 +103,12 @@ pub struct Profile {
     pub grid_epochs: usize,
     /// Training images the grid search uses; `None` = all.
     pub grid_subset: Option<usize>,
+    /// Epochs of the transfer head on frozen features (stage 1; seconds each).
+    pub transfer_head_epochs: usize,
+    /// Validation images of a transfer run (every fine-tuning epoch runs the trunk on them).
+    pub transfer_validation_subset: Option<usize>,
+    /// The few-label comparison of notebook 04.
+    pub few_labels: FewLabelSettings,
 }
 
 impl Profile {
@@ -101,6 +126,17 @@ impl Profile {
                 grid_folds: 2,
                 grid_epochs: 1,
                 grid_subset: Some(1_000),
+                transfer_head_epochs: 3,
+                transfer_validation_subset: Some(200),
+                few_labels: FewLabelSettings {
+                    per_class: vec![10],
+                    seeds: vec![1],
+                    steps: 4,
+                    batch_size: 32,
+                    head_epochs: 3,
+                    validation_images: 100,
+                    test_images: 200,
+                },
             },
             ProfileName::Quick => Profile {
                 name,
@@ -113,6 +149,17 @@ impl Profile {
                 grid_folds: 3,
                 grid_epochs: 2,
                 grid_subset: Some(12_000),
+                transfer_head_epochs: 30,
+                transfer_validation_subset: Some(2_000),
+                few_labels: FewLabelSettings {
+                    per_class: vec![10, 100],
+                    seeds: vec![1, 2],
+                    steps: 150,
+                    batch_size: 32,
+                    head_epochs: 100,
+                    validation_images: 500,
+                    test_images: 2_000,
+                },
             },
             ProfileName::Full => Profile {
                 name,
@@ -125,6 +172,17 @@ impl Profile {
                 grid_folds: 3,
                 grid_epochs: 10,
                 grid_subset: None,
+                transfer_head_epochs: 30,
+                transfer_validation_subset: None,
+                few_labels: FewLabelSettings {
+                    per_class: vec![10, 100, 1000],
+                    seeds: vec![1, 2, 3],
+                    steps: 600,
+                    batch_size: 32,
+                    head_epochs: 100,
+                    validation_images: 1_000,
+                    test_images: 10_000,
+                },
             },
         }
     }

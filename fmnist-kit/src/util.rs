@@ -41,6 +41,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// The kit's cache folder: `$FMNIST_CACHE_DIR`, else `$XDG_CACHE_HOME/fmnist-kit`, else
+/// `~/.cache/fmnist-kit` (parsed data, converted weights, extracted features).
+pub fn cache_root() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(d) = std::env::var_os("FMNIST_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("fmnist-kit")
+}
+
 /// Reads a JSON file into `T`; a missing file is an I/O error and a malformed one a JSON error,
 /// both naming the file.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

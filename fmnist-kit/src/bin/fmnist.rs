@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use fmnist_kit::data::{self, CachePolicy, ImageSet, CLASS_NAMES};
-use fmnist_kit::models::ModelKind;
+use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::run::{RunOptions, TrainingRun};
 use fmnist_kit::train::{self, NetworkFile, TrainedNetwork, Trainer};
+use fmnist_kit::transfer::{FeatureExtractor, TransferOptions, TransferRun, Weights};
 use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
 use fmnist_kit::util::write_atomic;
 use fmnist_kit::viz::ClassScatter;
@@ -105,6 +106,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pooled features of an ImageNet backbone's trunk (evaluation mode) for the first N images
+    /// of a split, in the official order: CSV `index,f0,f1,...`.
+    Embed(EmbedArgs),
+    /// Transfer learning from ImageNet in two stages (the original's recipe or a tuned one):
+    /// a head on the frozen trunk's cached features, then fine-tuning.
+    Transfer(TransferArgs),
     /// Benchmarks that print figures (used by `make bench`).
     Bench {
         #[command(subcommand)]
@@ -184,6 +191,86 @@ struct TrainArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct EmbedArgs {
+    /// inception-v3 or efficientnet-lite0.
+    #[arg(long, value_parser = parse_backbone)]
+    backbone: Backbone,
+    /// A weights file, or `random` [default: the backbone's ImageNet weights]
+    #[arg(long)]
+    weights: Option<String>,
+    /// Side the images are resized to [default: the profile's]
+    #[arg(long)]
+    size: Option<usize>,
+    /// Sizes: smoke, quick or full [default: $FMNIST_PROFILE or quick]
+    #[arg(long)]
+    profile: Option<String>,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
+    /// The first N images of the split [default: all]
+    #[arg(long)]
+    first: Option<usize>,
+    /// The CSV to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+#[derive(clap::Args)]
+struct TransferArgs {
+    /// inception-v3 or efficientnet-lite0.
+    #[arg(long, value_parser = parse_backbone)]
+    backbone: Backbone,
+    /// A weights file, or `random` [default: the backbone's ImageNet weights]
+    #[arg(long)]
+    weights: Option<String>,
+    /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
+    #[arg(long)]
+    profile: Option<String>,
+    /// Side the images are resized to [default: the profile's]
+    #[arg(long)]
+    size: Option<usize>,
+    /// `tuned` or `original` (SGD with Nesterov momentum at 1e-3 for fine-tuning)
+    #[arg(long, default_value = "tuned")]
+    recipe: String,
+    /// Fine-tuning epochs [default: the profile's]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Checkpoint folder [default: artifacts/<profile>/<backbone>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep a finished stage 1 and continue fine-tuning from the checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A backbone by name (`inception-v3`, `efficientnet-lite0`).
+fn parse_backbone(s: &str) -> std::result::Result<Backbone, String> {
+    s.parse::<Backbone>().map_err(|e| e.to_string())
+}
+
+fn profile_arg(p: &Option<String>) -> Result<Profile> {
+    Ok(match p {
+        Some(p) => Profile::named(p.parse::<ProfileName>()?),
+        None => Profile::from_env()?,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -291,6 +378,8 @@ fn run(cli: Cli) -> Result<()> {
             data,
             json,
         } => run_evaluate(&checkpoint, model, predictions, data, json),
+        Command::Embed(args) => run_embed(args),
+        Command::Transfer(args) => run_transfer(args),
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
@@ -499,10 +588,7 @@ fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    let profile = match &a.profile {
-        Some(p) => Profile::named(p.parse::<ProfileName>()?),
-        None => Profile::from_env()?,
-    };
+    let profile = profile_arg(&a.profile)?;
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let options = RunOptions {
@@ -540,6 +626,114 @@ fn run_train(a: TrainArgs) -> Result<()> {
             result.test_loss,
             result.test_images,
             result.train_seconds,
+            run.checkpoints.best().display()
+        );
+        Ok(())
+    }
+}
+
+fn weights_arg(backbone: Backbone, weights: &Option<String>) -> Result<Weights> {
+    Ok(match weights {
+        Some(w) => Weights::parse(w),
+        None => Weights::imagenet(backbone)?,
+    })
+}
+
+fn run_embed(a: EmbedArgs) -> Result<()> {
+    let profile = profile_arg(&a.profile)?;
+    let kind = ModelKind::for_backbone(a.backbone);
+    let size = a
+        .size
+        .or(profile.sizes(kind).input_size)
+        .unwrap_or(a.backbone.min_input());
+    let weights = weights_arg(a.backbone, &a.weights)?;
+    let extractor = FeatureExtractor::new(a.backbone, &weights, size, train::best_device())
+        .with_context(|| format!("preparing the {} trunk", a.backbone.title()))?;
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let (split, name) = match a.split {
+        SplitArg::Train => (&d.train, "train"),
+        SplitArg::Test => (&d.test, "test"),
+    };
+    let n = a.first.unwrap_or(split.len());
+    if n == 0 || n > split.len() {
+        bail!(
+            "--first {n} is outside 1..={} (images in the {name} split)",
+            split.len()
+        );
+    }
+    let set = split.first(n);
+    let start = Instant::now();
+    let features = extractor.extract(&set)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let values = Vec::<f32>::try_from(features.flatten(0, -1))?;
+    let width = a.backbone.feature_size() as usize;
+    let mut csv = String::with_capacity(n * width * 10);
+    csv.push_str("index");
+    for j in 0..width {
+        csv.push_str(&format!(",f{j}"));
+    }
+    csv.push('\n');
+    for (i, row) in values.chunks(width).enumerate() {
+        csv.push_str(&i.to_string());
+        for v in row {
+            csv.push(',');
+            csv.push_str(&v.to_string());
+        }
+        csv.push('\n');
+    }
+    write_atomic(&a.out, csv.as_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
+    if a.json {
+        print_json(&json!({
+            "backbone": a.backbone, "weights": extractor.weights, "image_size": size, "split": name,
+            "images": n, "features": width, "seconds": seconds, "images_per_s": n as f64 / seconds,
+            "out": a.out, "threads": tch::get_num_threads(),
+        }))
+    } else {
+        println!(
+            "{} ({}) at {size} px: {n} {name} images -> {} features each in {seconds:.1} s ({:.0} images/s); wrote {}",
+            a.backbone.title(),
+            extractor.weights.label(),
+            width,
+            n as f64 / seconds,
+            a.out.display()
+        );
+        Ok(())
+    }
+}
+
+fn run_transfer(a: TransferArgs) -> Result<()> {
+    let profile = profile_arg(&a.profile)?;
+    let kind = ModelKind::for_backbone(a.backbone);
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let options = TransferOptions {
+        weights: Some(weights_arg(a.backbone, &a.weights)?),
+        image_size: a.size,
+        recipe: a.recipe.parse()?,
+        epochs: a.epochs,
+        out: a.out,
+        resume: a.resume,
+        verbose: !a.json,
+        device: None,
+        seed: a.seed,
+    };
+    let mut run = TransferRun::prepare(kind, &profile, &d, options)?;
+    if !a.json {
+        println!("{}", run.describe());
+    }
+    let result = run.fit()?;
+    if a.json {
+        let mut v = serde_json::to_value(&result)?;
+        v["checkpoint"] = json!(run.checkpoints.best());
+        print_json(&v)
+    } else {
+        println!(
+            "{}: frozen trunk + head {:.4}, fine-tuned {:.4} test accuracy on {} images; best weights in {}",
+            a.backbone.title(),
+            result.frozen_test_accuracy,
+            result.test_accuracy,
+            result.test_images,
             run.checkpoints.best().display()
         );
         Ok(())

@@ -292,15 +292,7 @@ pub enum CachePolicy {
 
 /// The folder of the default cache policy (not created).
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FMNIST_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("data");
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("fmnist-kit").join("data")
+    crate::util::cache_root().join("data")
 }
 
 /// The data file a notebook or the CLI uses when given none: `$FMNIST_DATA`, else the first

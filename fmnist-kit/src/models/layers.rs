@@ -4,11 +4,13 @@
 use tch::nn;
 use tch::Tensor;
 
-/// Pushes named outputs onto an optional list (the `record` of [`Classifier::run`]).
-pub(crate) struct Recorder<'a>(pub(crate) Option<&'a mut Vec<(String, Tensor)>>);
+/// Pushes named outputs onto an optional list (the `record` of
+/// [`super::Classifier::run`]); with `None` it keeps nothing.
+pub struct Recorder<'a>(pub Option<&'a mut Vec<(String, Tensor)>>);
 
 impl Recorder<'_> {
-    pub(crate) fn keep(&mut self, name: impl Into<String>, t: &Tensor) {
+    /// Keeps a shallow handle on `t` under `name`.
+    pub fn keep(&mut self, name: impl Into<String>, t: &Tensor) {
         if let Some(r) = self.0.as_deref_mut() {
             r.push((name.into(), t.shallow_clone()));
         }
@@ -65,4 +67,19 @@ pub(crate) fn he_conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) 
             ..Default::default()
         },
     )
+}
+
+/// A copy of `t` (`[N, C, H, W]`) with the same shape in channels-last memory order
+/// (strides of `[N, H, W, C]`), which libtorch's CPU convolutions then keep for their output.
+/// A single-channel tensor gets channels-last strides too (its memory is the same), since
+/// libtorch reads the layout from the strides.
+pub fn to_channels_last(t: &Tensor) -> Tensor {
+    let size = t.size();
+    if size.len() == 4 && size[1] == 1 {
+        let (h, w) = (size[2], size[3]);
+        t.contiguous()
+            .as_strided(size.as_slice(), [h * w, 1, w, 1].as_slice(), None)
+    } else {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    }
 }

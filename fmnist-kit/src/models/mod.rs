@@ -2,7 +2,11 @@
 //! the kit needs to know about them ([`MODELS`]).
 //!
 //! - [`Cnn4`] (`cnn4.rs`): the original's 4-layer CNN, 660,054 trainable parameters;
-//! - [`ResNet`] (`resnet.rs`): the original's ResNet-18 layout for 28×28 images, 11,178,378.
+//! - [`ResNet`] (`resnet.rs`): the original's ResNet-18 layout for 28×28 images, 11,178,378;
+//! - [`TransferNet`] (`transfer.rs`): an ImageNet backbone's trunk with the original's head, on
+//!   two backbones ([`Backbone`], `backbone.rs`): InceptionV3 (`inception_v3.rs`, named as
+//!   torchvision's) and EfficientNet-Lite0 (`efficientnet_lite0.rs`, named as the PyPI reference
+//!   its ImageNet weights were made for). They resize the images themselves.
 //!
 //! Every network takes images `[N, 1, 28, 28]` (floats in 0..1) and returns logits `[N, 10]`,
 //! and implements [`Classifier`]: it names its layers, reports its L2 penalty and records its
@@ -26,14 +30,23 @@ use tch::{Kind, Tensor};
 use crate::augment::AugmentConfig;
 use crate::error::{Error, Result};
 
+pub mod backbone;
 mod cnn4;
+mod efficientnet_lite0;
+mod inception_v3;
 mod layers;
 mod resnet;
 mod summary;
+mod transfer;
 
+pub use backbone::{load_trunk_weights, preprocess, Backbone, Trunk, WeightsInfo};
 pub use cnn4::{Activation, Cnn4, Cnn4Config};
+pub use efficientnet_lite0::EfficientNetLite0;
+pub use inception_v3::InceptionV3;
+pub use layers::{to_channels_last, Recorder};
 pub use resnet::{ResNet, ResNetConfig};
 pub use summary::{summary, LayerSummary, ModelSummary};
+pub use transfer::{TransferConfig, TransferHead, TransferNet};
 
 /// Which network. Its facts are in its row of [`MODELS`] ([`ModelKind::spec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +55,12 @@ pub enum ModelKind {
     Cnn4,
     #[serde(rename = "resnet")]
     ResNet,
+    /// InceptionV3's trunk with the original's head ([`TransferNet`]).
+    #[serde(rename = "inception-v3")]
+    InceptionV3,
+    /// EfficientNet-Lite0's trunk with the original's head ([`TransferNet`]).
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientNetLite0,
 }
 
 /// How many epochs, at which batch size, on how many training images a profile trains a network.
@@ -51,6 +70,9 @@ pub struct RunSizes {
     pub batch_size: usize,
     /// The first N images of the 80/20 training split; `None` = all 48,000.
     pub train_subset: Option<usize>,
+    /// Side the network resizes its 28×28 input to (`input_size` of its configuration); `None`
+    /// for networks that take the images as they are.
+    pub input_size: Option<usize>,
 }
 
 /// The sizes of one network in each profile (smoke, quick, full).
@@ -99,6 +121,8 @@ pub struct ModelSpec {
     pub channels_last: bool,
     pub original: OriginalSettings,
     pub sizes: ProfileSizes,
+    /// The ImageNet backbone of a transfer network.
+    pub backbone: Option<Backbone>,
 }
 
 /// A network's configuration from JSON: its defaults for `null`, else the parsed value.
@@ -123,9 +147,45 @@ fn build_resnet(vs: &nn::Path, config: &serde_json::Value) -> Result<Box<dyn Cla
     Ok(Box::new(ResNet::new(vs, &config)?))
 }
 
+fn build_inception_v3(vs: &nn::Path, config: &serde_json::Value) -> Result<Box<dyn Classifier>> {
+    let config: TransferConfig = parse_config("inception-v3 config", config)?;
+    Ok(Box::new(TransferNet::new(
+        vs,
+        Backbone::InceptionV3,
+        &config,
+    )?))
+}
+
+fn build_efficientnet_lite0(
+    vs: &nn::Path,
+    config: &serde_json::Value,
+) -> Result<Box<dyn Classifier>> {
+    let config: TransferConfig = parse_config("efficientnet-lite0 config", config)?;
+    Ok(Box::new(TransferNet::new(
+        vs,
+        Backbone::EfficientNetLite0,
+        &config,
+    )?))
+}
+
+/// The sizes of a run: `epochs`, `batch_size`, `train_subset`, `input_size`.
+const fn sizes(
+    epochs: usize,
+    batch_size: usize,
+    train: Option<usize>,
+    input: Option<usize>,
+) -> RunSizes {
+    RunSizes {
+        epochs,
+        batch_size,
+        train_subset: train,
+        input_size: input,
+    }
+}
+
 /// The networks, in the walkthrough's order. One row per network: adding one is this row, a
 /// [`ModelKind`] variant and its file.
-pub static MODELS: [ModelSpec; 2] = [
+pub static MODELS: [ModelSpec; 4] = [
     ModelSpec {
         kind: ModelKind::Cnn4,
         name: "cnn4",
@@ -148,6 +208,7 @@ pub static MODELS: [ModelSpec; 2] = [
                 epochs: 2,
                 batch_size: 32,
                 train_subset: Some(2_000),
+                input_size: None,
             },
             // Batch 128 measured best for the tuned recipe over 15 epochs: 0.9279 test
             // accuracy against 0.9234 at 256 and 0.9246 at 64.
@@ -155,13 +216,16 @@ pub static MODELS: [ModelSpec; 2] = [
                 epochs: 15,
                 batch_size: 128,
                 train_subset: None,
+                input_size: None,
             },
             full: RunSizes {
                 epochs: 50,
                 batch_size: 128,
                 train_subset: None,
+                input_size: None,
             },
         },
+        backbone: None,
     },
     ModelSpec {
         kind: ModelKind::ResNet,
@@ -184,18 +248,70 @@ pub static MODELS: [ModelSpec; 2] = [
                 epochs: 1,
                 batch_size: 32,
                 train_subset: Some(512),
+                input_size: None,
             },
             quick: RunSizes {
                 epochs: 4,
                 batch_size: 64,
                 train_subset: Some(24_000),
+                input_size: None,
             },
             full: RunSizes {
                 epochs: 10,
                 batch_size: 32,
                 train_subset: None,
+                input_size: None,
             },
         },
+        backbone: None,
+    },
+    ModelSpec {
+        kind: ModelKind::InceptionV3,
+        name: "inception-v3",
+        aliases: &["inception", "inceptionv3"],
+        title: "InceptionV3 + head",
+        build: build_inception_v3,
+        trainable_params: 22_839_786,
+        grad_cam_layer: "Mixed_7c",
+        original_batch_size: 32,
+        channels_last: true,
+        // The original's transfer notebook shared the ResNet's augmentation and callbacks.
+        original: OriginalSettings {
+            augment: AugmentConfig::original_resnet,
+            plateau_factor: 0.1,
+            plateau_patience: 5,
+            plateau_min_lr: 1e-6,
+        },
+        // Fine-tuning sizes (the frozen stage's are the profile's); 75 px is the trunk's minimum.
+        sizes: ProfileSizes {
+            smoke: sizes(1, 16, Some(64), Some(75)),
+            quick: sizes(2, 64, Some(6_000), Some(75)),
+            full: sizes(10, 32, None, Some(150)),
+        },
+        backbone: Some(Backbone::InceptionV3),
+    },
+    ModelSpec {
+        kind: ModelKind::EfficientNetLite0,
+        name: "efficientnet-lite0",
+        aliases: &["lite0", "efficientnet"],
+        title: "EfficientNet-Lite0 + head",
+        build: build_efficientnet_lite0,
+        trainable_params: 4_032_010,
+        grad_cam_layer: "head",
+        original_batch_size: 32,
+        channels_last: true,
+        original: OriginalSettings {
+            augment: AugmentConfig::original_resnet,
+            plateau_factor: 0.1,
+            plateau_patience: 5,
+            plateau_min_lr: 1e-6,
+        },
+        sizes: ProfileSizes {
+            smoke: sizes(1, 32, Some(256), Some(32)),
+            quick: sizes(2, 64, Some(12_000), Some(64)),
+            full: sizes(10, 32, None, Some(150)),
+        },
+        backbone: Some(Backbone::EfficientNetLite0),
     },
 ];
 
@@ -214,6 +330,14 @@ impl ModelKind {
     /// The names the command line accepts, for messages (`cnn4, resnet`).
     pub fn names() -> String {
         MODELS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The transfer network of a backbone.
+    pub fn for_backbone(backbone: Backbone) -> ModelKind {
+        match backbone {
+            Backbone::InceptionV3 => ModelKind::InceptionV3,
+            Backbone::EfficientNetLite0 => ModelKind::EfficientNetLite0,
+        }
     }
 
     /// Builds this network with its default settings under `vs`.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::NetworkFile;
@@ -15,7 +15,7 @@ use crate::metrics::Predictions;
 use crate::models::{self, Classifier, ModelKind, ModelSummary};
 
 /// Loss and accuracy on a labelled set.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub loss: f64,
     pub accuracy: f64,
@@ -195,10 +195,24 @@ impl TrainedNetwork {
         if set.is_empty() {
             return Err(Error::param("set", "cannot evaluate on an empty set"));
         }
-        let x = set.images_tensor();
-        let y = set.labels_tensor();
+        self.evaluate_tensors(&set.images_tensor(), &set.labels_tensor())
+    }
+
+    /// Mean cross-entropy and accuracy of inputs `x` (what the network takes, `[N, …]`) with
+    /// labels `y` (`[N]`).
+    pub fn evaluate_tensors(&self, x: &Tensor, y: &Tensor) -> Result<Evaluation> {
+        let n = x.size().first().copied().unwrap_or(0);
+        if n == 0 || y.size() != [n] {
+            return Err(Error::param(
+                "set",
+                format!(
+                    "cannot evaluate {:?} inputs with {:?} labels",
+                    x.size(),
+                    y.size()
+                ),
+            ));
+        }
         let bs = self.batch_size.max(1) as i64;
-        let n = set.len() as i64;
         let (mut loss, mut correct) = (0.0f64, 0i64);
         tch::no_grad(|| {
             let mut i = 0;
@@ -219,7 +233,7 @@ impl TrainedNetwork {
         Ok(Evaluation {
             loss: loss / n as f64,
             accuracy: correct as f64 / n as f64,
-            images: set.len(),
+            images: n as usize,
         })
     }
 

@@ -13,6 +13,7 @@ use super::checkpoint::write_tensors_atomic;
 use super::config::{OptimizerKind, TrainConfig};
 use super::fused;
 use crate::error::{Error, Result};
+pub(crate) use crate::models::to_channels_last;
 use crate::models::Classifier;
 
 /// The state of the optimiser over one network's trainable variables: both moments of every
@@ -172,9 +173,9 @@ impl Optimizer {
         })
     }
 
-    /// Puts every 4-D variable of `vs` (`[O, I, kh, kw]` kernels) and its moments in
-    /// channels-last order (same shape, memory ordered `[O, kh, kw, I]`), or back to the
-    /// default contiguous order.
+    /// Puts every 4-D variable of `vs` (`[O, I, kh, kw]` kernels, trainable or frozen) and the
+    /// moments of the trainable ones in channels-last order (same shape, memory ordered
+    /// `[O, kh, kw, I]`), or back to the default contiguous order.
     pub fn set_channels_last(&mut self, vs: &nn::VarStore, on: bool) -> Result<()> {
         let relayout = |t: &Tensor| {
             if on {
@@ -183,17 +184,17 @@ impl Optimizer {
                 t.contiguous()
             }
         };
-        let vars = vs.variables();
         tch::no_grad(|| -> Result<()> {
-            for (name, m, v) in &mut self.moments {
-                if m.dim() != 4 {
-                    continue;
-                }
-                if let Some(p) = vars.get(name) {
+            for (_, p) in vs.variables() {
+                if p.dim() == 4 {
                     p.shallow_clone().f_set_data(&relayout(&p.detach()))?;
                 }
-                *m = relayout(m);
-                *v = relayout(v);
+            }
+            for (_, m, v) in &mut self.moments {
+                if m.dim() == 4 {
+                    *m = relayout(m);
+                    *v = relayout(v);
+                }
             }
             Ok(())
         })
@@ -234,21 +235,6 @@ impl Optimizer {
             }
             Ok(())
         })
-    }
-}
-
-/// A copy of `t` (`[N, C, H, W]`) with the same shape in channels-last memory order
-/// (strides of `[N, H, W, C]`), which libtorch's CPU convolutions then keep for their output.
-/// A single-channel tensor gets channels-last strides too (its memory is the same), since
-/// libtorch reads the layout from the strides.
-pub(crate) fn to_channels_last(t: &Tensor) -> Tensor {
-    let size = t.size();
-    if size.len() == 4 && size[1] == 1 {
-        let (h, w) = (size[2], size[3]);
-        t.contiguous()
-            .as_strided(size.as_slice(), [h * w, 1, w, 1].as_slice(), None)
-    } else {
-        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     }
 }
 

@@ -290,12 +290,72 @@ impl Trainer {
                 "the training and validation sets must not be empty",
             ));
         }
+        self.fit_tensors_for(
+            &train.images_tensor(),
+            &train.labels_tensor(),
+            &validation.images_tensor(),
+            &validation.labels_tensor(),
+            epochs,
+        )
+    }
+
+    /// Trains on tensors: inputs `x` (images `[N, 1, 28, 28]`, or whatever the network takes,
+    /// e.g. cached features `[N, D]` for a head) and labels `y` (`[N]`, int64), validating on
+    /// `x_val`, `y_val`. Augmentation applies to 1-channel image batches only; configuring it
+    /// for other inputs is an error.
+    pub fn fit_tensors(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        x_val: &Tensor,
+        y_val: &Tensor,
+    ) -> Result<&History> {
+        self.fit_tensors_for(x, y, x_val, y_val, usize::MAX)
+    }
+
+    fn fit_tensors_for(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        x_val: &Tensor,
+        y_val: &Tensor,
+        epochs: usize,
+    ) -> Result<&History> {
+        let (n, n_val) = (x.size().first().copied(), x_val.size().first().copied());
+        if n.unwrap_or(0) == 0 || n_val.unwrap_or(0) == 0 {
+            return Err(Error::param(
+                "train",
+                "the training and validation sets must not be empty",
+            ));
+        }
+        if y.size() != [n.unwrap_or(0)] || y_val.size() != [n_val.unwrap_or(0)] {
+            return Err(Error::param(
+                "labels",
+                format!(
+                    "{:?} and {:?} labels for {:?} and {:?} inputs",
+                    y.size(),
+                    y_val.size(),
+                    x.size(),
+                    x_val.size()
+                ),
+            ));
+        }
+        let images = x.dim() == 4 && x.size()[1] == 1;
+        if !images && !self.config.augment.is_identity() {
+            return Err(Error::param(
+                "augment",
+                format!(
+                    "augmentation works on image batches [N, 1, H, W], not on {:?}",
+                    x.size()
+                ),
+            ));
+        }
         let until = self
             .state
             .epochs_done
             .saturating_add(epochs)
             .min(self.config.epochs);
-        self.in_training_layout(|this| this.train_epochs(train, validation, until))?;
+        self.in_training_layout(|this| this.train_epochs(x, y, x_val, y_val, until))?;
         let ended = self.state.stopped || self.state.epochs_done >= self.config.epochs;
         if !ended {
             return Ok(&self.history);
@@ -316,16 +376,18 @@ impl Trainer {
         Ok(&self.history)
     }
 
-    /// The epochs of [`Trainer::fit_for`], up to `until` epochs done in total.
+    /// The epochs of [`Trainer::fit_tensors_for`], up to `until` epochs done in total.
     fn train_epochs(
         &mut self,
-        train: &ImageSet,
-        validation: &ImageSet,
+        x: &Tensor,
+        y: &Tensor,
+        x_val: &Tensor,
+        y_val: &Tensor,
         until: usize,
     ) -> Result<()> {
-        let x_train = train.images_tensor().to_device(self.device);
-        let y_train = train.labels_tensor().to_device(self.device);
-        let n = train.len();
+        let x_train = x.to_device(self.device);
+        let y_train = y.to_device(self.device);
+        let n = x.size()[0] as usize;
         let bs = self.config.batch_size.min(n);
         let batches = n.div_ceil(bs);
         self.steps_per_epoch = batches;
@@ -344,7 +406,7 @@ impl Trainer {
                 self.config.augment.clone(),
                 seed_for(self.config.seed, epoch, 3),
             )?;
-            let augment = !self.config.augment.is_identity();
+            let augment = !self.config.augment.is_identity() && x.dim() == 4;
             let mut loss_sum = Tensor::zeros([], (Kind::Double, self.device));
             let mut correct = Tensor::zeros([], (Kind::Int64, self.device));
             let mut last_print = Instant::now();
@@ -376,7 +438,7 @@ impl Trainer {
                 }
             }
             let train_seconds = start.elapsed().as_secs_f64();
-            let val = self.net.evaluate(validation)?;
+            let val = self.net.evaluate_tensors(x_val, y_val)?;
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum.double_value(&[]) / n as f64,
@@ -492,7 +554,8 @@ impl Trainer {
     }
 
     /// Continues from the last checkpoint in `dir` (weights, optimiser moments and step count,
-    /// learning rate, early-stopping counters and history). `config` may raise `epochs`.
+    /// learning rate, early-stopping counters and history). `config` may raise `epochs`. The
+    /// network is built as the `network.json` there describes it.
     pub fn resume(
         kind: ModelKind,
         config: TrainConfig,
@@ -510,26 +573,34 @@ impl Trainer {
             }
             _ => Trainer::new(kind, config, device)?,
         };
+        t.restore(dir)?;
+        Ok(t)
+    }
+
+    /// Loads the last checkpoint of `dir` into this trainer (built for the same network, with
+    /// the same trainable variables): weights, optimiser state, counters and history.
+    pub fn restore(&mut self, dir: &Path) -> Result<()> {
+        let files = CheckpointDir(dir.to_path_buf());
         let state: TrainerState = read_json(&files.state())?;
-        if state.model != t.state.model {
+        if state.model != self.state.model {
             return Err(Error::data(
                 files.state(),
                 "model",
                 format!(
                     "the checkpoint is of a {} network, not a {}",
-                    state.model, t.state.model
+                    state.model, self.state.model
                 ),
             ));
         }
-        t.net.load_weights(&files.last())?;
-        t.optimizer.load(&files.optimizer())?;
-        t.history = History::load(&files.history())?;
-        t.state = state;
+        self.net.load_weights(&files.last())?;
+        self.optimizer.load(&files.optimizer())?;
+        self.history = History::load(&files.history())?;
+        self.state = state;
         // A larger epoch budget lets a run that stopped by reaching its epochs continue.
-        if t.state.epochs_done < t.config.epochs && t.history.stop_reason == "completed" {
-            t.history.stop_reason.clear();
+        if self.state.epochs_done < self.config.epochs && self.history.stop_reason == "completed" {
+            self.history.stop_reason.clear();
         }
-        Ok(t)
+        Ok(())
     }
 }
 

@@ -1,0 +1,306 @@
+//! A backbone's trunk as a feature extractor (evaluation mode, ImageNet or random weights), and
+//! the cache of extracted features keyed by everything that determines them.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::data::ImageSet;
+use crate::error::{Error, Result};
+use crate::models::{load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk};
+use crate::util::{cache_root, content_hash};
+
+/// Where a trunk's weights come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Weights {
+    /// ImageNet weights in a safetensors file with the reference's tensor names.
+    ImageNet(PathBuf),
+    /// Random initialisation from a seed: only when asked for, and labelled so everywhere.
+    Random { seed: u64 },
+}
+
+impl Weights {
+    /// The backbone's ImageNet weights where the kit finds them (see
+    /// [`Backbone::default_weights`]); an error saying how to get them when there are none.
+    pub fn imagenet(backbone: Backbone) -> Result<Weights> {
+        backbone
+            .default_weights()
+            .map(Weights::ImageNet)
+            .ok_or_else(|| {
+                let how = match backbone {
+                    Backbone::EfficientNetLite0 => format!(
+                        "`make setup` converts them into {}",
+                        cache_root()
+                            .join("weights")
+                            .join(crate::models::backbone::LITE0_WEIGHTS_FILE)
+                            .display()
+                    ),
+                    Backbone::InceptionV3 => format!(
+                        "none are installable offline; make the file on a machine with internet \
+                     (see README: {INCEPTION_RECIPE}) and pass --weights PATH or set {}",
+                        crate::models::backbone::INCEPTION_WEIGHTS_ENV
+                    ),
+                };
+                Error::param(
+                    "weights",
+                    format!("no {} ImageNet weights found: {how}", backbone.title()),
+                )
+            })
+    }
+
+    /// `random`, or a path to a weights file.
+    pub fn parse(s: &str) -> Weights {
+        if s.trim().eq_ignore_ascii_case("random") {
+            Weights::Random { seed: 13 }
+        } else {
+            Weights::ImageNet(PathBuf::from(s))
+        }
+    }
+
+    /// True for ImageNet weights.
+    pub fn is_pretrained(&self) -> bool {
+        matches!(self, Weights::ImageNet(_))
+    }
+}
+
+/// The one command that writes torchvision's InceptionV3 ImageNet weights as the kit reads them.
+pub const INCEPTION_RECIPE: &str = "python -c \"import torch, torchvision; from safetensors.torch import save_file; \
+m = torchvision.models.inception_v3(weights='IMAGENET1K_V1'); \
+save_file({k: v.contiguous() for k, v in m.state_dict().items() \
+if not k.startswith('AuxLogits.') and not k.endswith('num_batches_tracked')}, 'inception_v3_imagenet.safetensors')\"";
+
+/// The weights a trunk holds, as recorded in results: the file and its sha256, or `random`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WeightsRecord {
+    ImageNet { path: PathBuf, sha256: String },
+    Random(String),
+}
+
+impl WeightsRecord {
+    /// A short label for titles: `ImageNet weights` or `random initialisation (seed 13)`.
+    pub fn label(&self) -> String {
+        match self {
+            WeightsRecord::ImageNet { .. } => "ImageNet weights".into(),
+            WeightsRecord::Random(s) => format!("random initialisation ({s})"),
+        }
+    }
+
+    /// Part of the feature cache's key.
+    fn key(&self) -> String {
+        match self {
+            WeightsRecord::ImageNet { sha256, .. } => sha256.chars().take(16).collect(),
+            WeightsRecord::Random(s) => s.replace(' ', "-"),
+        }
+    }
+}
+
+/// Builds a trunk under `vs / "trunk"` and fills it from `weights`.
+pub(crate) fn trunk_with_weights(
+    vs: &nn::VarStore,
+    backbone: Backbone,
+    weights: &Weights,
+) -> Result<(Box<dyn Trunk>, WeightsRecord)> {
+    match weights {
+        Weights::Random { seed } => {
+            tch::manual_seed(*seed as i64);
+            let trunk = backbone.build_trunk(&(vs.root() / "trunk"));
+            Ok((trunk, WeightsRecord::Random(format!("random seed {seed}"))))
+        }
+        Weights::ImageNet(path) => {
+            let trunk = backbone.build_trunk(&(vs.root() / "trunk"));
+            let info = load_trunk_weights(vs, "trunk.", backbone, path)?;
+            Ok((
+                trunk,
+                WeightsRecord::ImageNet {
+                    path: info.path,
+                    sha256: info.sha256,
+                },
+            ))
+        }
+    }
+}
+
+/// A trunk in evaluation mode that turns images into pooled features `[N, D]`.
+pub struct FeatureExtractor {
+    pub backbone: Backbone,
+    pub image_size: usize,
+    pub weights: WeightsRecord,
+    pub device: Device,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    vs: nn::VarStore,
+    trunk: Box<dyn Trunk>,
+}
+
+impl std::fmt::Debug for FeatureExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FeatureExtractor({}, {} px, {})",
+            self.backbone,
+            self.image_size,
+            self.weights.label()
+        )
+    }
+}
+
+impl FeatureExtractor {
+    /// The trunk of `backbone` with `weights`, taking images resized to `image_size`. On the
+    /// CPU its kernels are put in channels-last order (measured faster for both trunks).
+    pub fn new(
+        backbone: Backbone,
+        weights: &Weights,
+        image_size: usize,
+        device: Device,
+    ) -> Result<FeatureExtractor> {
+        if image_size < backbone.min_input() {
+            return Err(Error::param(
+                "image_size",
+                format!(
+                    "{image_size} is below {}'s minimum input of {} pixels",
+                    backbone.title(),
+                    backbone.min_input()
+                ),
+            ));
+        }
+        let mut vs = nn::VarStore::new(device);
+        let (trunk, weights) = trunk_with_weights(&vs, backbone, weights)?;
+        vs.freeze();
+        if device == Device::Cpu {
+            tch::no_grad(|| -> Result<()> {
+                for (_, v) in vs.variables() {
+                    if v.dim() == 4 {
+                        v.shallow_clone().f_set_data(&to_channels_last(&v))?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(FeatureExtractor {
+            backbone,
+            image_size,
+            weights,
+            device,
+            batch_size: 64,
+            vs,
+            trunk,
+        })
+    }
+
+    /// The trunk's variables (e.g. to copy them into a network to fine-tune).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Images `[N, 1, 28, 28]` as the trunk receives them: `[N, 3, S, S]`, normalised.
+    pub fn preprocess(&self, images: &Tensor) -> Result<Tensor> {
+        preprocess(self.backbone, images, self.image_size)
+    }
+
+    /// Pooled features `[N, D]` (on the CPU) of `set`, in its order.
+    pub fn extract(&self, set: &ImageSet) -> Result<Tensor> {
+        if set.is_empty() {
+            return Err(Error::param("set", "no image to extract features from"));
+        }
+        let x = set.images_tensor();
+        let n = set.len() as i64;
+        let bs = self.batch_size.max(1) as i64;
+        let mut out = Vec::with_capacity((n / bs + 1) as usize);
+        tch::no_grad(|| -> Result<()> {
+            let mut i = 0;
+            while i < n {
+                let len = bs.min(n - i);
+                let mut xb = self.preprocess(&x.narrow(0, i, len).to_device(self.device))?;
+                if self.device == Device::Cpu {
+                    xb = to_channels_last(&xb);
+                }
+                let f = self.trunk.forward(&xb, false, &mut Recorder(None));
+                out.push(f.to_device(Device::Cpu).to_kind(Kind::Float));
+                i += len;
+            }
+            Ok(())
+        })?;
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// The cache file of `set`'s features: keyed by the backbone, the image size, the weights
+    /// (sha256, or the random seed) and a hash of the images and labels.
+    pub fn cache_path(&self, set: &ImageSet) -> PathBuf {
+        let data = content_hash([set.images.as_slice(), set.labels.as_slice()]);
+        cache_root().join("features").join(format!(
+            "{}-{}px-{}-{}.safetensors",
+            self.backbone,
+            self.image_size,
+            self.weights.key(),
+            &data[..16]
+        ))
+    }
+
+    /// Features of `set` from the cache when they are there, else extracted and cached.
+    pub fn extract_cached(&self, set: &ImageSet) -> Result<CachedFeatures> {
+        let path = self.cache_path(set);
+        let start = Instant::now();
+        let mut note = None;
+        if path.is_file() {
+            match read_features(&path, set.len() as i64, self.backbone.feature_size()) {
+                Ok(features) => {
+                    return Ok(CachedFeatures {
+                        features,
+                        from_cache: true,
+                        seconds: start.elapsed().as_secs_f64(),
+                        path,
+                        note: None,
+                    })
+                }
+                Err(e) => note = Some(format!("cache file unusable, extracted again: {e}")),
+            }
+        }
+        let features = self.extract(set)?;
+        let written = crate::train::checkpoint::write_tensors_atomic(
+            &path,
+            &[("features".to_string(), features.shallow_clone())],
+        );
+        if let Err(e) = written {
+            note = Some(format!("features not cached: {e}"));
+        }
+        Ok(CachedFeatures {
+            features,
+            from_cache: false,
+            seconds: start.elapsed().as_secs_f64(),
+            path,
+            note,
+        })
+    }
+}
+
+/// Features with where they came from.
+#[derive(Debug)]
+pub struct CachedFeatures {
+    /// `[N, D]` on the CPU.
+    pub features: Tensor,
+    pub from_cache: bool,
+    pub seconds: f64,
+    pub path: PathBuf,
+    /// Set when the cache could not be read or written (the features are right either way).
+    pub note: Option<String>,
+}
+
+fn read_features(path: &Path, n: i64, d: i64) -> Result<Tensor> {
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::data(path, "safetensors", e.to_string()))?;
+    let (_, t) = tensors
+        .into_iter()
+        .find(|(name, _)| name == "features")
+        .ok_or_else(|| Error::data(path, "features", "no tensor named features"))?;
+    if t.size() != [n, d] {
+        return Err(Error::data(
+            path,
+            "features",
+            format!("shape {:?}, expected [{n}, {d}]", t.size()),
+        ));
+    }
+    Ok(t)
+}

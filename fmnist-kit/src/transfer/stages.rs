@@ -1,0 +1,544 @@
+//! The original's two-stage transfer run, for a profile: stage 1 trains the new head on the
+//! frozen trunk's cached features; stage 2 unfreezes all but the first part of the trunk and
+//! fine-tunes on the images. Checkpoints, resume, history and `result.json` as for the other
+//! networks, plus `transfer.json` with both stages' figures.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+use super::extract::{FeatureExtractor, Weights, WeightsRecord};
+use super::{copy_by_name, freeze_early_layers};
+use crate::augment::AugmentConfig;
+use crate::data::FashionMnist;
+use crate::error::{Error, Result};
+use crate::models::{Backbone, Classifier, ModelKind, TransferConfig, TransferHead, TransferNet};
+use crate::profile::{Profile, ProfileSets};
+use crate::train::{
+    best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, TrainConfig,
+    TrainedNetwork, Trainer,
+};
+use crate::util::{read_json, write_json_atomic};
+
+/// Which settings the two stages use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferRecipe {
+    /// The original's: stage 1 Adam 1e-3; stage 2 SGD 1e-3, momentum 0.9, Nesterov, at a
+    /// constant rate, with the ResNet's augmentation.
+    Original,
+    /// Tuned here: stage 1 as the original; stage 2 Adam with a short warm-up and a cosine
+    /// decay, decoupled weight decay, the same augmentation.
+    Tuned,
+}
+
+impl std::fmt::Display for TransferRecipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransferRecipe::Original => "original",
+            TransferRecipe::Tuned => "tuned",
+        })
+    }
+}
+
+impl std::str::FromStr for TransferRecipe {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TransferRecipe> {
+        match s {
+            "original" => Ok(TransferRecipe::Original),
+            "tuned" => Ok(TransferRecipe::Tuned),
+            other => Err(Error::param(
+                "recipe",
+                format!("{other:?} is not one of original, tuned"),
+            )),
+        }
+    }
+}
+
+impl TransferRecipe {
+    /// Stage 1: the head on cached features (no augmentation: the features are fixed).
+    pub fn head_config(self, epochs: usize, seed: u64) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 128,
+            optimizer: OptimizerKind::adam(),
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            model_l2: false,
+            early_stopping_patience: None,
+            schedule: LrSchedule::Constant,
+            restore_best: true,
+            augment: AugmentConfig::default(),
+            seed,
+            progress_seconds: 0.0,
+            verbose: false,
+            checkpoint_dir: None,
+            eval_batch_size: 4096,
+            channels_last: false,
+        }
+    }
+
+    /// Stage 2: fine-tuning on augmented images.
+    pub fn fine_tune_config(self, epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
+        let base = TrainConfig {
+            epochs,
+            batch_size,
+            model_l2: false,
+            early_stopping_patience: None,
+            restore_best: true,
+            augment: AugmentConfig::original_resnet(),
+            seed,
+            channels_last: true,
+            eval_batch_size: 256,
+            ..Default::default()
+        };
+        match self {
+            TransferRecipe::Original => TrainConfig {
+                optimizer: OptimizerKind::sgd_nesterov(),
+                learning_rate: 1e-3,
+                schedule: LrSchedule::Constant,
+                ..base
+            },
+            TransferRecipe::Tuned => TrainConfig {
+                optimizer: OptimizerKind::adam(),
+                learning_rate: 5e-4,
+                weight_decay: 0.05,
+                schedule: LrSchedule::WarmupCosine {
+                    warmup_epochs: 0.25,
+                    min_lr: 0.0,
+                },
+                ..base
+            },
+        }
+    }
+}
+
+/// What a transfer run may change from its profile's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransferOptions {
+    /// [default: the backbone's ImageNet weights; an error when there are none]
+    pub weights: Option<Weights>,
+    /// [default: the profile's]
+    pub image_size: Option<usize>,
+    pub recipe: TransferRecipe,
+    /// Fine-tuning epochs [default: the profile's].
+    pub epochs: Option<usize>,
+    /// The checkpoint folder [default: `artifacts/<profile>/<model>`].
+    pub out: Option<PathBuf>,
+    /// Keep a finished stage 1 and continue stage 2 from its checkpoint.
+    pub resume: bool,
+    pub verbose: bool,
+    pub device: Option<Device>,
+    pub seed: u64,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            weights: None,
+            image_size: None,
+            recipe: TransferRecipe::Tuned,
+            epochs: None,
+            out: None,
+            resume: false,
+            verbose: true,
+            device: None,
+            seed: 13,
+        }
+    }
+}
+
+/// Stage 1's outcome: the head trained on frozen features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageOne {
+    pub history: History,
+    /// The frozen trunk + head on the profile's test images.
+    pub test: Evaluation,
+    /// Extracting (or reading from the cache) the features of train, validation and test.
+    pub feature_seconds: f64,
+    pub features_from_cache: bool,
+    pub train_seconds: f64,
+    /// The weights key of the trunk the head was trained on, and the image size.
+    pub weights: WeightsRecord,
+    pub image_size: usize,
+}
+
+/// What `fmnist transfer` reports and `transfer.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferResult {
+    pub model: ModelKind,
+    pub backbone: Backbone,
+    pub weights: WeightsRecord,
+    pub image_size: usize,
+    pub profile: String,
+    pub recipe: TransferRecipe,
+    pub device: String,
+    pub train_images: usize,
+    pub validation_images: usize,
+    pub test_images: usize,
+    /// Stage 1: frozen ImageNet trunk + trained head.
+    pub frozen_test_accuracy: f64,
+    pub frozen_test_loss: f64,
+    /// Stage 2: fine-tuned.
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub feature_seconds: f64,
+    pub features_from_cache: bool,
+    pub stage1_seconds: f64,
+    pub stage2_seconds: f64,
+    pub stage1_epochs: usize,
+    pub stage2_epochs: usize,
+    /// The trunk's variables kept frozen while fine-tuning (name prefixes).
+    pub frozen_layers: Vec<String>,
+    pub stage2_settings: String,
+}
+
+/// A profile's two-stage transfer run of one backbone.
+pub struct TransferRun {
+    pub kind: ModelKind,
+    pub backbone: Backbone,
+    pub profile: Profile,
+    pub sets: ProfileSets,
+    pub extractor: FeatureExtractor,
+    /// The network fine-tuned in stage 2.
+    pub config: TransferConfig,
+    pub recipe: TransferRecipe,
+    pub checkpoints: CheckpointDir,
+    pub stage1: Option<StageOne>,
+    /// The stage-1 head (on features), then the stage-2 trainer (on images).
+    pub head: Option<TrainedNetwork>,
+    pub trainer: Option<Trainer>,
+    pub result: Option<TransferResult>,
+    options: TransferOptions,
+    stage2_seconds: f64,
+}
+
+impl std::fmt::Debug for TransferRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TransferRun({})", self.describe())
+    }
+}
+
+const STAGE1_HEAD: &str = "stage1-head.safetensors";
+const STAGE1: &str = "stage1.json";
+const TRANSFER: &str = "transfer.json";
+
+impl TransferRun {
+    /// The profile's sets and sizes for the transfer network `kind`, and its trunk with
+    /// `options.weights` (default: ImageNet's) ready to extract features.
+    pub fn prepare(
+        kind: ModelKind,
+        profile: &Profile,
+        data: &FashionMnist,
+        options: TransferOptions,
+    ) -> Result<TransferRun> {
+        let backbone = kind.spec().backbone.ok_or_else(|| {
+            Error::param(
+                "model",
+                format!("{kind} is not a transfer network (inception-v3, efficientnet-lite0)"),
+            )
+        })?;
+        let sizes = profile.sizes(kind);
+        let image_size = options
+            .image_size
+            .or(sizes.input_size)
+            .unwrap_or(backbone.min_input());
+        let weights = match &options.weights {
+            Some(w) => w.clone(),
+            None => Weights::imagenet(backbone)?,
+        };
+        let device = options.device.unwrap_or_else(best_device);
+        let extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
+        let mut sets = profile.sets(kind, data)?;
+        if let Some(n) = profile.transfer_validation_subset {
+            sets.validation = sets.validation.first(n);
+        }
+        let checkpoints = CheckpointDir(
+            options
+                .out
+                .clone()
+                .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
+        );
+        Ok(TransferRun {
+            kind,
+            backbone,
+            profile: profile.clone(),
+            sets,
+            extractor,
+            config: TransferConfig {
+                input_size: image_size,
+                trunk_train_mode: false,
+                ..Default::default()
+            },
+            recipe: options.recipe,
+            checkpoints,
+            stage1: None,
+            head: None,
+            trainer: None,
+            result: None,
+            options,
+            stage2_seconds: 0.0,
+        })
+    }
+
+    /// One line: backbone, weights, image size, images, profile, recipe.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}) at {}×{} px: {} training, {} validation, {} test images; profile {}, {} recipe, on {:?}",
+            self.backbone.title(),
+            self.extractor.weights.label(),
+            self.config.input_size,
+            self.config.input_size,
+            self.sets.train.len(),
+            self.sets.validation.len(),
+            self.sets.test.len(),
+            self.profile.name,
+            self.recipe,
+            self.extractor.device
+        )
+    }
+
+    fn say(&self, line: impl AsRef<str>) {
+        if self.options.verbose {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    /// Stage 1: the trunk's features of the training, validation and test images (from the
+    /// cache when there), then the head trained on them, the trunk frozen (its batch-norm
+    /// statistics fixed). Kept in the checkpoint folder; with `resume`, a stage 1 done with the
+    /// same weights and image size is read back instead of trained again.
+    pub fn stage_one(&mut self) -> Result<&StageOne> {
+        let dir = self.checkpoints.path().to_path_buf();
+        if self.options.resume && self.stage1.is_none() {
+            if let Some((one, head)) = self.read_stage_one(&dir)? {
+                self.say(format!(
+                    "stage 1 read back from {} (frozen test accuracy {:.4})",
+                    dir.display(),
+                    one.test.accuracy
+                ));
+                self.stage1 = Some(one);
+                self.head = Some(head);
+            }
+        }
+        if self.stage1.is_none() {
+            let start = Instant::now();
+            let mut from_cache = true;
+            let mut feats = Vec::new();
+            for (name, set) in [
+                ("training", &self.sets.train),
+                ("validation", &self.sets.validation),
+                ("test", &self.sets.test),
+            ] {
+                let f = self.extractor.extract_cached(set)?;
+                self.say(format!(
+                    "{name} features {:?}: {} in {:.1} s{}",
+                    f.features.size(),
+                    if f.from_cache {
+                        "from the cache"
+                    } else {
+                        "extracted"
+                    },
+                    f.seconds,
+                    f.note
+                        .as_deref()
+                        .map_or(String::new(), |n| format!(" ({n})"))
+                ));
+                from_cache &= f.from_cache;
+                feats.push(f.features);
+            }
+            let feature_seconds = start.elapsed().as_secs_f64();
+            let (head, history, train_seconds) = train_head(
+                self.backbone,
+                &self.config,
+                self.recipe
+                    .head_config(self.profile.transfer_head_epochs, self.options.seed),
+                (&feats[0], &self.sets.train.labels_tensor()),
+                (&feats[1], &self.sets.validation.labels_tensor()),
+                self.options.verbose,
+            )?;
+            let test = head.evaluate_tensors(&feats[2], &self.sets.test.labels_tensor())?;
+            self.say(format!(
+                "stage 1: frozen {} + head, test accuracy {:.4} ({} epochs in {:.1} s)",
+                self.backbone.title(),
+                test.accuracy,
+                history.epochs.len(),
+                train_seconds
+            ));
+            let one = StageOne {
+                history,
+                test,
+                feature_seconds,
+                features_from_cache: from_cache,
+                train_seconds,
+                weights: self.extractor.weights.clone(),
+                image_size: self.config.input_size,
+            };
+            head.save_weights(&dir.join(STAGE1_HEAD))?;
+            write_json_atomic(&dir.join(STAGE1), &one)?;
+            self.stage1 = Some(one);
+            self.head = Some(head);
+        }
+        self.stage1
+            .as_ref()
+            .ok_or_else(|| Error::param("stage", "stage 1 did not run"))
+    }
+
+    fn read_stage_one(&self, dir: &std::path::Path) -> Result<Option<(StageOne, TrainedNetwork)>> {
+        let (json, weights) = (dir.join(STAGE1), dir.join(STAGE1_HEAD));
+        if !json.is_file() || !weights.is_file() {
+            return Ok(None);
+        }
+        let one: StageOne = read_json(&json)?;
+        if one.weights != self.extractor.weights || one.image_size != self.config.input_size {
+            self.say(format!(
+                "{} was made with other weights or another image size: stage 1 runs again",
+                json.display()
+            ));
+            return Ok(None);
+        }
+        let mut head = new_head(self.backbone, &self.config, self.extractor.device)?;
+        head.load_weights(&weights)?;
+        Ok(Some((one, head)))
+    }
+
+    /// The network of stage 2: the extractor's trunk, stage 1's head, the first part of the
+    /// trunk frozen ([`Backbone::frozen_when_fine_tuning`]).
+    fn fine_tune_network(&self) -> Result<(nn::VarStore, Box<dyn Classifier>)> {
+        let vs = nn::VarStore::new(self.extractor.device);
+        let net = TransferNet::new(&vs.root(), self.backbone, &self.config)?;
+        copy_by_name(&vs, self.extractor.var_store())?;
+        if let Some(head) = &self.head {
+            copy_by_name(&vs, head.var_store())?;
+        }
+        freeze_early_layers(&vs, self.backbone);
+        Ok((vs, Box::new(net)))
+    }
+
+    /// Stage 2: fine-tunes (or, with `resume`, continues fine-tuning) on the augmented images,
+    /// keeps the best epoch, evaluates on the test images, writes `result.json` and
+    /// `transfer.json`. Runs stage 1 first if it has not run.
+    pub fn stage_two(&mut self) -> Result<&TransferResult> {
+        if self.stage1.is_none() {
+            self.stage_one()?;
+        }
+        let sizes = self.profile.sizes(self.kind);
+        let epochs = self.options.epochs.unwrap_or(sizes.epochs);
+        let mut config = self
+            .recipe
+            .fine_tune_config(epochs, sizes.batch_size, self.options.seed);
+        config.verbose = self.options.verbose;
+        config.checkpoint_dir = Some(self.checkpoints.0.clone());
+        let (vs, net) = self.fine_tune_network()?;
+        let mut trainer = Trainer::with_model(vs, net, config)?;
+        if self.options.resume && self.checkpoints.can_resume() {
+            trainer.restore(self.checkpoints.path())?;
+            self.say(format!(
+                "stage 2 resumed from {} after epoch {}",
+                self.checkpoints.path().display(),
+                trainer.epochs_done()
+            ));
+        }
+        self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
+        let start = Instant::now();
+        trainer.fit(&self.sets.train, &self.sets.validation)?;
+        self.stage2_seconds = start.elapsed().as_secs_f64();
+        let test = trainer.evaluate(&self.sets.test)?;
+        let run = trainer.result(
+            &self.profile.name.to_string(),
+            self.sets.train.len(),
+            self.stage2_seconds,
+            &test,
+        );
+        run.save(self.checkpoints.path())?;
+        let one = self
+            .stage1
+            .as_ref()
+            .ok_or_else(|| Error::param("stage", "stage 1 did not run"))?;
+        let result = TransferResult {
+            model: self.kind,
+            backbone: self.backbone,
+            weights: self.extractor.weights.clone(),
+            image_size: self.config.input_size,
+            profile: self.profile.name.to_string(),
+            recipe: self.recipe,
+            device: format!("{:?}", self.extractor.device),
+            train_images: self.sets.train.len(),
+            validation_images: self.sets.validation.len(),
+            test_images: self.sets.test.len(),
+            frozen_test_accuracy: one.test.accuracy,
+            frozen_test_loss: one.test.loss,
+            test_accuracy: test.accuracy,
+            test_loss: test.loss,
+            feature_seconds: one.feature_seconds,
+            features_from_cache: one.features_from_cache,
+            stage1_seconds: one.train_seconds,
+            stage2_seconds: self.stage2_seconds,
+            stage1_epochs: one.history.epochs.len(),
+            stage2_epochs: trainer.history.epochs.len(),
+            frozen_layers: self
+                .backbone
+                .frozen_when_fine_tuning()
+                .iter()
+                .map(|p| p.trim_end_matches('.').to_string())
+                .collect(),
+            stage2_settings: trainer.config.to_string(),
+        };
+        write_json_atomic(&self.checkpoints.path().join(TRANSFER), &result)?;
+        self.say(format!(
+            "stage 2: fine-tuned test accuracy {:.4} (frozen {:.4}) after {:.0} s",
+            result.test_accuracy, result.frozen_test_accuracy, result.stage2_seconds
+        ));
+        self.trainer = Some(trainer);
+        self.result = Some(result);
+        self.result
+            .as_ref()
+            .ok_or_else(|| Error::param("stage", "stage 2 did not finish"))
+    }
+
+    /// Both stages.
+    pub fn fit(&mut self) -> Result<TransferResult> {
+        self.stage_one()?;
+        Ok(self.stage_two()?.clone())
+    }
+}
+
+/// A fresh head (as a network on features) for `backbone`.
+pub(crate) fn new_head(
+    backbone: Backbone,
+    config: &TransferConfig,
+    device: Device,
+) -> Result<TrainedNetwork> {
+    let vs = nn::VarStore::new(device);
+    let head = TransferHead::new(&vs.root(), backbone, config)?;
+    Ok(TrainedNetwork::from_parts(vs, Box::new(head)))
+}
+
+/// Trains a fresh head on features; returns it with its history and the training seconds.
+pub(crate) fn train_head(
+    backbone: Backbone,
+    config: &TransferConfig,
+    train_config: TrainConfig,
+    train: (&Tensor, &Tensor),
+    validation: (&Tensor, &Tensor),
+    verbose: bool,
+) -> Result<(TrainedNetwork, History, f64)> {
+    tch::manual_seed(train_config.seed as i64);
+    // Heads train where the features are (the CPU for cached features).
+    let vs = nn::VarStore::new(train.0.device());
+    let head = TransferHead::new(&vs.root(), backbone, config)?;
+    let mut trainer = Trainer::with_model(
+        vs,
+        Box::new(head),
+        TrainConfig {
+            verbose,
+            ..train_config
+        },
+    )?;
+    let start = Instant::now();
+    trainer.fit_tensors(train.0, train.1, validation.0, validation.1)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let history = trainer.history.clone();
+    Ok((trainer.into_network(), history, seconds))
+}
