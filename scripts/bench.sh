@@ -22,3 +22,9 @@ tsne_row "all 70,000 images, Barnes-Hut" 90 0.84 --pool all --n 70000 --method b
 
 echo "== training throughput, kit vs the same network in PyTorch eager (20 timed steps each)"
 python scripts/bench_train.py 20 cnn4 resnet
+
+echo "== ImageNet trunk feature extraction, kit vs the same trunk in PyTorch eager (best of 3 passes, random weights)"
+scripts/bench_embed_row.sh efficientnet-lite0 64 1024
+scripts/bench_embed_row.sh efficientnet-lite0 150 512
+scripts/bench_embed_row.sh inception-v3 75 512
+scripts/bench_embed_row.sh inception-v3 150 256

@@ -117,7 +117,16 @@ impl TrainingRun {
             let done = t.epochs_done();
             (t, Some(done))
         } else {
-            (Trainer::new(kind, config, device)?, None)
+            // Networks that resize their input take the profile's size.
+            let network = match profile.sizes(kind).input_size {
+                Some(s) => serde_json::json!({ "input_size": s }),
+                None => serde_json::Value::Null,
+            };
+            config.validate()?;
+            tch::manual_seed(config.seed as i64);
+            let vs = tch::nn::VarStore::new(device);
+            let model = kind.build_with(&vs.root(), &network)?;
+            (Trainer::with_model(vs, model, config)?, None)
         };
         Ok(TrainingRun {
             kind,

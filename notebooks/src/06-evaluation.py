@@ -7,7 +7,7 @@ md("""
 
 "Test accuracy is not sufficient," the original project said, and showed per-class precision, recall and F1,
 a confusion matrix and galleries of right and wrong answers. This notebook does all of that for the models
-that notebooks 02 and 03 trained (and 04's, once it exists), with scikit-learn's exact numbers, plus what
+that notebooks 02, 03 and 04 trained, with scikit-learn's exact numbers, plus what
 the original lacked: a map of what the network learned, its penultimate-layer features embedded with t-SNE
 beside the raw pixels of the same images.
 """),
@@ -15,8 +15,10 @@ code(FIRST_CELL),
 md("""
 ## The trained models
 
-Each notebook saved its best weights under `artifacts/<profile>/<model>/`. A model whose checkpoint is
-missing is reported in a sentence and left out.
+Each notebook saved its best weights under `artifacts/<profile>/<model>/`, with `network.json` saying how to
+build the network again (the transfer networks' image size, for one). Every network of the kit's table is
+looked for; one whose checkpoint is missing (InceptionV3 without its ImageNet weights, say) is reported in a
+sentence and left out.
 """),
 code("""
 use fmnist_kit::{data, metrics, models::ModelKind, train::{self, TrainedNetwork}, tsne, viz};
@@ -27,7 +29,8 @@ let mut trained: Vec<(ModelKind, TrainedNetwork, metrics::Predictions)> = Vec::n
 for kind in ModelKind::all() {
     let ckpt = profile.checkpoint_dir(kind).best();
     if !ckpt.is_file() {
-        println!("no {kind} checkpoint at {}: run its training notebook first", ckpt.display());
+        let notebook = if kind.spec().backbone.is_some() { "04 (transfer learning)" } else { "02 or 03" };
+        println!("no {kind} checkpoint at {}: notebook {notebook} has not trained it", ckpt.display());
         continue;
     }
     let model = TrainedNetwork::load(kind, &ckpt, device)?;
@@ -35,10 +38,7 @@ for kind in ModelKind::all() {
     println!("{kind}: test accuracy {:.4}, log loss {:.4} on {} images", preds.accuracy()?, preds.log_loss()?, test_set.len());
     trained.push((kind, model, preds));
 }
-let inception = profile.artifacts_dir().join("inception").join("best.safetensors");
-if !inception.is_file() {
-    println!("no inception checkpoint at {}: notebook 04 has not run", inception.display());
-};
+
 """),
 md("""
 ## Classification report

@@ -22,6 +22,11 @@ pub trait Trunk: std::fmt::Debug + Send {
     fn forward(&self, x: &Tensor, train: bool, rec: &mut Recorder<'_>) -> Tensor;
     /// The stem's kernel (to read the memory layout of the trunk's variables).
     fn first_kernel(&self) -> &Tensor;
+    /// For inference with fixed weights (a frozen feature extractor): folds every batch norm
+    /// into its convolution, so that forward passes in evaluation mode run one convolution with
+    /// a bias instead of a convolution and a batch norm. Training-mode passes are unchanged;
+    /// the folded weights do not follow later changes of the variables.
+    fn fold_batch_norm(&mut self);
 }
 
 /// Which ImageNet backbone.
@@ -206,7 +211,10 @@ pub fn preprocess(backbone: Backbone, x: &Tensor, size: usize) -> Result<Tensor>
     let s = size as i64;
     let p = x.to_kind(Kind::Float) * 255.0;
     let resized = p.f_upsample_bilinear2d([s, s], false, None, None)?;
-    Ok(backbone.normalize(&resized.f_expand([-1, 3, -1, -1], false)?))
+    // Normalising the grey channel before repeating it is the same, on a third of the values.
+    Ok(backbone
+        .normalize(&resized)
+        .f_expand([-1, 3, -1, -1], false)?)
 }
 
 /// What was loaded into a trunk.

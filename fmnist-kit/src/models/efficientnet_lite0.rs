@@ -17,7 +17,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use super::backbone::Trunk;
-use super::layers::Recorder;
+use super::layers::{FoldedConv, Recorder};
 
 /// Per stage: repeats, kernel, stride of the first block, expansion, input and output channels.
 const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
@@ -81,6 +81,8 @@ struct MbConv {
     stride: i64,
     skip: bool,
     drop_connect: f64,
+    /// Folded (expand, depthwise, project) convolutions for inference.
+    folded: Option<(Option<FoldedConv>, FoldedConv, FoldedConv)>,
 }
 
 impl MbConv {
@@ -101,10 +103,41 @@ impl MbConv {
             stride,
             skip: stride == 1 && c_in == c_out,
             drop_connect: 0.0,
+            folded: None,
         }
     }
 
+    fn fold(&mut self) {
+        let e = self.depthwise.ws.size()[0];
+        let pad = if self.stride == 1 { self.kernel / 2 } else { 0 };
+        self.folded = Some((
+            self.expand
+                .as_ref()
+                .map(|(c, b)| FoldedConv::new(&c.ws, b, 1e-3, [1, 1], [0, 0], 1)),
+            FoldedConv::new(
+                &self.depthwise.ws,
+                &self.bn1,
+                1e-3,
+                [self.stride, self.stride],
+                [pad, pad],
+                e,
+            ),
+            FoldedConv::new(&self.project.ws, &self.bn2, 1e-3, [1, 1], [0, 0], 1),
+        ));
+    }
+
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        if let (Some((expand, depthwise, project)), false) = (&self.folded, train) {
+            let mut h = match expand {
+                Some(f) => f.forward(x).clamp_(0.0, 6.0),
+                None => x.shallow_clone(),
+            };
+            if self.stride != 1 {
+                h = pad_stride2(&h, self.kernel);
+            }
+            let h = project.forward(&depthwise.forward(&h).clamp_(0.0, 6.0));
+            return if self.skip { h + x } else { h };
+        }
         let mut h = match &self.expand {
             Some((c, b)) => x.apply(c).apply_t(b, train).relu6(),
             None => x.shallow_clone(),
@@ -136,6 +169,8 @@ pub struct EfficientNetLite0 {
     blocks: Vec<MbConv>,
     head: nn::Conv2D,
     bn1: nn::BatchNorm,
+    /// Folded stem and head convolutions for inference.
+    folded: Option<(FoldedConv, FoldedConv)>,
 }
 
 impl EfficientNetLite0 {
@@ -161,6 +196,7 @@ impl EfficientNetLite0 {
             blocks,
             head: conv(vs / "_conv_head", last, HEAD, 1, 1, 1),
             bn1: bn(vs / "_bn1", HEAD),
+            folded: None,
         }
     }
 }
@@ -170,17 +206,34 @@ impl Trunk for EfficientNetLite0 {
         &self.stem.ws
     }
 
+    fn fold_batch_norm(&mut self) {
+        self.folded = Some((
+            FoldedConv::new(&self.stem.ws, &self.bn0, 1e-3, [2, 2], [0, 0], 1),
+            FoldedConv::new(&self.head.ws, &self.bn1, 1e-3, [1, 1], [0, 0], 1),
+        ));
+        for b in &mut self.blocks {
+            b.fold();
+        }
+    }
+
     fn forward(&self, x: &Tensor, train: bool, rec: &mut Recorder<'_>) -> Tensor {
-        let mut x = pad_stride2(x, 3)
-            .apply(&self.stem)
-            .apply_t(&self.bn0, train)
-            .relu6();
+        let folded = self.folded.as_ref().filter(|_| !train);
+        let mut x = match folded {
+            Some((stem, _)) => stem.forward(&pad_stride2(x, 3)).clamp_(0.0, 6.0),
+            None => pad_stride2(x, 3)
+                .apply(&self.stem)
+                .apply_t(&self.bn0, train)
+                .relu6(),
+        };
         rec.keep("stem", &x);
         for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward(&x, train);
             rec.keep(format!("block{i}"), &x);
         }
-        x = x.apply(&self.head).apply_t(&self.bn1, train).relu6();
+        x = match folded {
+            Some((_, head)) => head.forward(&x).clamp_(0.0, 6.0),
+            None => x.apply(&self.head).apply_t(&self.bn1, train).relu6(),
+        };
         rec.keep("head", &x);
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }

@@ -13,13 +13,16 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::backbone::Trunk;
-use super::layers::Recorder;
+use super::layers::{FoldedConv, Recorder};
 
 /// torchvision's `BasicConv2d`: convolution (no bias), batch norm (eps 1e-3), ReLU.
 #[derive(Debug)]
 struct BasicConv {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
+    stride: i64,
+    pad: [i64; 2],
+    folded: Option<FoldedConv>,
 }
 
 impl BasicConv {
@@ -46,7 +49,21 @@ impl BasicConv {
                     ..Default::default()
                 },
             ),
+            stride,
+            pad,
+            folded: None,
         }
+    }
+
+    fn fold(&mut self) {
+        self.folded = Some(FoldedConv::new(
+            &self.conv.ws,
+            &self.bn,
+            1e-3,
+            [self.stride, self.stride],
+            self.pad,
+            1,
+        ));
     }
 
     /// A square `k × k` convolution, stride 1, no padding.
@@ -55,7 +72,10 @@ impl BasicConv {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+        match (&self.folded, train) {
+            (Some(f), false) => f.forward(x).relu_(),
+            _ => x.apply(&self.conv).apply_t(&self.bn, train).relu(),
+        }
     }
 }
 
@@ -81,6 +101,20 @@ struct InceptionA {
 }
 
 impl InceptionA {
+    fn fold(&mut self) {
+        for c in [
+            &mut self.b1,
+            &mut self.b5_1,
+            &mut self.b5_2,
+            &mut self.b3_1,
+            &mut self.b3_2,
+            &mut self.b3_3,
+            &mut self.pool,
+        ] {
+            c.fold();
+        }
+    }
+
     fn new(vs: &nn::Path, c_in: i64, pool_features: i64) -> Self {
         InceptionA {
             b1: BasicConv::square(&(vs / "branch1x1"), c_in, 64, 1),
@@ -113,6 +147,12 @@ struct InceptionB {
 }
 
 impl InceptionB {
+    fn fold(&mut self) {
+        for c in [&mut self.b3, &mut self.b3_1, &mut self.b3_2, &mut self.b3_3] {
+            c.fold();
+        }
+    }
+
     fn new(vs: &nn::Path, c_in: i64) -> Self {
         InceptionB {
             b3: BasicConv::new(&(vs / "branch3x3"), c_in, 384, [3, 3], 2, [0, 0]),
@@ -140,6 +180,15 @@ struct InceptionC {
 }
 
 impl InceptionC {
+    fn fold(&mut self) {
+        self.b1.fold();
+        self.pool.fold();
+        self.b7
+            .iter_mut()
+            .chain(self.b7dbl.iter_mut())
+            .for_each(BasicConv::fold);
+    }
+
     fn new(vs: &nn::Path, c_in: i64, c7: i64) -> Self {
         let row =
             |name: &str, i: i64, o: i64| BasicConv::new(&(vs / name), i, o, [1, 7], 1, [0, 3]);
@@ -183,6 +232,13 @@ struct InceptionD {
 }
 
 impl InceptionD {
+    fn fold(&mut self) {
+        self.b3
+            .iter_mut()
+            .chain(self.b7x3.iter_mut())
+            .for_each(BasicConv::fold);
+    }
+
     fn new(vs: &nn::Path, c_in: i64) -> Self {
         InceptionD {
             b3: [
@@ -223,6 +279,22 @@ struct InceptionE {
 }
 
 impl InceptionE {
+    fn fold(&mut self) {
+        for c in [
+            &mut self.b1,
+            &mut self.b3_1,
+            &mut self.b3_2a,
+            &mut self.b3_2b,
+            &mut self.bd_1,
+            &mut self.bd_2,
+            &mut self.bd_3a,
+            &mut self.bd_3b,
+            &mut self.pool,
+        ] {
+            c.fold();
+        }
+    }
+
     fn new(vs: &nn::Path, c_in: i64) -> Self {
         InceptionE {
             b1: BasicConv::square(&(vs / "branch1x1"), c_in, 320, 1),
@@ -345,6 +417,20 @@ impl InceptionV3 {
 impl Trunk for InceptionV3 {
     fn first_kernel(&self) -> &Tensor {
         &self.stem_kernel
+    }
+
+    fn fold_batch_norm(&mut self) {
+        for (_, stage) in &mut self.stages {
+            match stage {
+                Stage::Conv(c) => c.fold(),
+                Stage::MaxPool => {}
+                Stage::A(m) => m.fold(),
+                Stage::B(m) => m.fold(),
+                Stage::C(m) => m.fold(),
+                Stage::D(m) => m.fold(),
+                Stage::E(m) => m.fold(),
+            }
+        }
     }
 
     fn forward(&self, x: &Tensor, train: bool, rec: &mut Recorder<'_>) -> Tensor {

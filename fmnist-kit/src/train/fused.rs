@@ -40,12 +40,21 @@ impl AdamSlot<'_> {
     /// order of dimensions, e.g. channels-last), so that they can be walked as flat buffers.
     pub fn fusable(&self) -> bool {
         let (size, stride) = (self.weight.size(), self.weight.stride());
+        // Strides of size-1 dimensions do not change where elements lie in memory (a 1×1
+        // kernel's gradient may carry other ones than the kernel), so they are not compared.
+        let same_layout = |t: &Tensor| {
+            t.stride()
+                .iter()
+                .zip(&stride)
+                .zip(&size)
+                .all(|((a, b), &n)| n == 1 || a == b)
+        };
         dense(&size, &stride)
             && [self.weight, self.grad, self.m, self.v].iter().all(|t| {
                 t.device() == Device::Cpu
                     && t.kind() == Kind::Float
                     && t.size() == size
-                    && t.stride() == stride
+                    && same_layout(t)
             })
     }
 }

@@ -258,6 +258,11 @@ pub(crate) fn adam_with_tensor_ops(s: &fused::AdamSlot<'_>) -> Result<()> {
     let _ = m.f_lerp_(&g, 1.0 - f64::from(st.beta1))?;
     let _ = v.f_mul_scalar_(f64::from(st.beta2))?;
     let _ = v.f_addcmul_(&g, &(&g * (1.0 - f64::from(st.beta2))))?;
+    if st.step_size == 0.0 {
+        // A zero learning rate (the end of a cosine schedule) moves nothing; the division
+        // below would turn 0 · ∞ into NaN where v is 0.
+        return Ok(());
+    }
     // p -= step_size · m / d with d = sqrt(v) / sqrt(bc2) + eps, in place with one temporary:
     // addcdiv adds m / d' with d' = -d / step_size.
     let mut d = v.f_sqrt()?;
@@ -346,5 +351,52 @@ mod tests {
             },
         };
         assert!(!slot.fusable());
+    }
+
+    #[test]
+    fn a_zero_learning_rate_moves_nothing_and_one_by_one_kernels_take_the_fused_path() {
+        // The end of a cosine schedule: step size 0, and moments that are still 0.
+        let w = Tensor::ones([4, 3], (Kind::Float, Device::Cpu));
+        let zero = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
+        let step = fused::AdamStep {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            step_size: 0.0,
+            inv_sqrt_bc2: 1.0,
+            decay: 1.0,
+            l2_grad: 0.0,
+        };
+        let (m, v) = (zero.copy(), zero.copy());
+        adam_with_tensor_ops(&fused::AdamSlot {
+            weight: &w,
+            grad: &zero,
+            m: &m,
+            v: &v,
+            step,
+        })
+        .unwrap();
+        assert!(w.equal(&Tensor::ones([4, 3], (Kind::Float, Device::Cpu))));
+        // A channels-last 1×1 kernel and a gradient whose strides differ only where the size
+        // is 1 lie the same way in memory.
+        let k = to_channels_last(&Tensor::randn([8, 5, 1, 1], (Kind::Float, Device::Cpu)));
+        let g = Tensor::randn([8, 5, 1, 1], (Kind::Float, Device::Cpu)).as_strided(
+            [8, 5, 1, 1].as_slice(),
+            [5, 1, 5, 5].as_slice(),
+            None,
+        );
+        assert_ne!(k.stride(), g.stride());
+        let (m, v) = (k.zeros_like(), k.zeros_like());
+        let slot = fused::AdamSlot {
+            weight: &k,
+            grad: &g,
+            m: &m,
+            v: &v,
+            step: fused::AdamStep {
+                step_size: 1e-3,
+                ..step
+            },
+        };
+        assert!(slot.fusable());
     }
 }

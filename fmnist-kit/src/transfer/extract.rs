@@ -167,7 +167,7 @@ impl FeatureExtractor {
             ));
         }
         let mut vs = nn::VarStore::new(device);
-        let (trunk, weights) = trunk_with_weights(&vs, backbone, weights)?;
+        let (mut trunk, weights) = trunk_with_weights(&vs, backbone, weights)?;
         vs.freeze();
         if device == Device::Cpu {
             tch::no_grad(|| -> Result<()> {
@@ -179,6 +179,8 @@ impl FeatureExtractor {
                 Ok(())
             })?;
         }
+        // The extractor's weights never change: each batch norm becomes part of its convolution.
+        trunk.fold_batch_norm();
         Ok(FeatureExtractor {
             backbone,
             image_size,

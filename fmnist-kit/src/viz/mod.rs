@@ -9,7 +9,7 @@
 //! images with titles), [`charts`] (bar charts and class scatter plots): drawing primitives that
 //! know nothing of the walkthrough; and [`walkthrough`], the figures the notebooks show
 //! (class samples, training curves, augmentation rows, confusion heatmap, galleries), built on
-//! them.
+//! them, and [`transfer`], notebook 04's figures.
 
 use std::sync::Once;
 
@@ -21,12 +21,14 @@ use crate::error::Error;
 pub mod charts;
 pub mod figure;
 pub mod image_grid;
+pub mod transfer;
 pub mod walkthrough;
 
 pub use crate::display::Html;
 pub use charts::{BarChart, ClassScatter};
 pub use figure::{message, Figure};
 pub use image_grid::{image_grid, ImageGridConfig, ImageTile};
+pub use transfer::{backbone_inputs, few_label_chart};
 pub use walkthrough::{
     augmentation_rows, class_balance, class_mean_grid, class_samples_grid, confusion_heatmap,
     erasing_grid, prediction_gallery, training_curves,

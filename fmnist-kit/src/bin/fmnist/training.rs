@@ -1,0 +1,286 @@
+//! `summary`, `train`, `evaluate`, `features`, `bench train`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use serde_json::json;
+
+use fmnist_kit::data;
+use fmnist_kit::models::ModelKind;
+use fmnist_kit::run::{RunOptions, TrainingRun};
+use fmnist_kit::train::{self, NetworkFile, TrainedNetwork, Trainer};
+use fmnist_kit::util::write_atomic;
+
+use crate::{data_path, parse_model, print_json, profile_arg};
+
+#[derive(clap::Args)]
+pub(crate) struct TrainArgs {
+    /// The network (cnn4, resnet).
+    #[arg(long, value_parser = parse_model)]
+    model: ModelKind,
+    /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override the profile's epoch count.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the profile's batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Checkpoint folder [default: artifacts/<profile>/<model>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the last checkpoint in the output folder.
+    #[arg(long)]
+    resume: bool,
+    /// Training settings: `tuned` (warm-up + cosine, weight decay) or `original` (the original
+    /// project's) [default: the profile's, tuned]
+    #[arg(long)]
+    recipe: Option<String>,
+    /// Train without augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LayoutArg {
+    Auto,
+    Contiguous,
+    ChannelsLast,
+}
+
+pub(crate) fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
+    let summary = TrainedNetwork::new(kind, tch::Device::Cpu)?.summary()?;
+    if json_out {
+        print_json(&serde_json::to_value(&summary)?)
+    } else {
+        println!("{summary}");
+        Ok(())
+    }
+}
+
+pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
+    let profile = profile_arg(&a.profile)?;
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let options = RunOptions {
+        recipe: a.recipe.as_deref().map(str::parse).transpose()?,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        augment: !a.no_augment,
+        seed: a.seed,
+        out: a.out,
+        resume: a.resume,
+        verbose: !a.json,
+        device: None,
+    };
+    let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
+    if !a.json {
+        if a.resume && run.resumed_after.is_none() {
+            println!(
+                "no checkpoint in {}: starting afresh",
+                run.checkpoints.path().display()
+            );
+        }
+        println!("{}", run.describe());
+        println!("{}", run.trainer.config);
+    }
+    let result = run.fit()?;
+    let mut v = serde_json::to_value(&result)?;
+    v["checkpoint"] = json!(run.checkpoints.best());
+    v["history"] = json!(run.checkpoints.history());
+    if a.json {
+        print_json(&v)
+    } else {
+        println!(
+            "test accuracy {:.4} (loss {:.4}) on {} images; {:.0} s of training; best weights in {}",
+            result.test_accuracy,
+            result.test_loss,
+            result.test_images,
+            result.train_seconds,
+            run.checkpoints.best().display()
+        );
+        Ok(())
+    }
+}
+
+/// The trained network in `checkpoint`, of kind `model` or the one named beside it.
+pub(crate) fn open_checkpoint(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    device: tch::Device,
+) -> Result<(ModelKind, TrainedNetwork)> {
+    let kind = match model {
+        Some(k) => k,
+        None => {
+            NetworkFile::find(checkpoint)
+                .with_context(|| format!("pass --model ({})", ModelKind::names()))?
+                .model
+        }
+    };
+    let net = TrainedNetwork::load(kind, checkpoint, device)
+        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
+    Ok((kind, net))
+}
+
+pub(crate) fn run_evaluate(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    predictions: Option<PathBuf>,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
+    let (kind, net) = open_checkpoint(checkpoint, model, train::best_device())?;
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let preds = net.predict(&d.test)?;
+    let report = preds.report()?;
+    let cm = preds.confusion_matrix()?;
+    let log_loss = preds.log_loss()?;
+    if let Some(p) = &predictions {
+        write_atomic(p, preds.to_csv().as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if json_out {
+        let mut v = report.to_json();
+        v["confusion_matrix"] = json!(cm);
+        v["log_loss"] = json!(log_loss);
+        v["model"] = json!(kind);
+        v["checkpoint"] = json!(checkpoint);
+        v["images"] = json!(d.test.len());
+        print_json(&v)
+    } else {
+        println!(
+            "{kind} checkpoint {} on {} test images",
+            checkpoint.display(),
+            d.test.len()
+        );
+        print!("{}", report.to_text());
+        println!("log loss {log_loss:.4}");
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_features(
+    checkpoint: &Path,
+    model: Option<ModelKind>,
+    image: usize,
+    from_test: bool,
+    class: Option<usize>,
+    out: &Path,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
+    use fmnist_kit::features;
+    let device = train::best_device();
+    let (kind, net) = open_checkpoint(checkpoint, model, device)?;
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let set = if from_test { &d.test } else { &d.train };
+    if image >= set.len() {
+        bail!(
+            "--image {image} is past the end of the {} set ({} images)",
+            if from_test { "test" } else { "training" },
+            set.len()
+        );
+    }
+    let mut written = Vec::new();
+    for (i, (name, act)) in features::layer_activations(net.model(), set, image, device)?
+        .iter()
+        .enumerate()
+    {
+        let file = out.join(format!("{:02}-{name}.png", i + 1));
+        features::feature_map_grid(name, act)?
+            .save(&file)
+            .with_context(|| format!("writing {}", file.display()))?;
+        written.push(file);
+    }
+    let layer = kind.spec().grad_cam_layer;
+    let cam = features::grad_cam(net.model(), set, image, class, layer, device)?;
+    let title = format!(
+        "{} {} ({:.0}%) / true {}",
+        if class.is_some() { "class" } else { "pred" },
+        data::class_name(cam.class),
+        cam.probability * 100.0,
+        data::class_name(set.labels[image] as usize)
+    );
+    let cam_file = out.join("grad-cam.png");
+    features::grad_cam_overlay(set, image, &cam, 6, &title)?
+        .save(&cam_file)
+        .with_context(|| format!("writing {}", cam_file.display()))?;
+    written.push(cam_file);
+    if json_out {
+        print_json(
+            &json!({ "model": kind, "image": image, "files": written, "grad_cam_layer": cam.layer,
+                            "predicted": cam.class, "probability": cam.probability }),
+        )
+    } else {
+        for f in &written {
+            println!("wrote {}", f.display());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn bench_train(
+    kind: ModelKind,
+    steps: usize,
+    batch_size: Option<usize>,
+    layout: LayoutArg,
+    data: Option<PathBuf>,
+    json_out: bool,
+) -> Result<()> {
+    let path = data_path(data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    // The original's pipeline (its augmentation, L2 penalties and batch sizes), as the peer.
+    let original_batch = kind.spec().original_batch_size;
+    let mut config = train::Recipe::Original.config(kind, 1, original_batch);
+    if let Some(b) = batch_size {
+        config.batch_size = b;
+    }
+    match layout {
+        LayoutArg::Auto => {}
+        LayoutArg::Contiguous => config.channels_last = false,
+        LayoutArg::ChannelsLast => config.channels_last = true,
+    }
+    config.verbose = false;
+    let device = train::best_device();
+    let set = d
+        .train
+        .first((config.batch_size * steps.max(8)).min(d.train.len()));
+    // Rounds alternate between the two settings and the best of each is kept, so that neither
+    // pays for warming up the machine and the machine's other work only ever slows a round down.
+    let mut plain = Trainer::new(kind, config.clone(), device)?;
+    let mut augmented = Trainer::new(kind, config.clone(), device)?;
+    let (mut noaug, mut aug) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        noaug = noaug.max(plain.measure_throughput(&set, steps, false)?);
+        aug = aug.max(augmented.measure_throughput(&set, steps, true)?);
+    }
+    let share = 1.0 - aug / noaug;
+    if json_out {
+        print_json(&json!({
+            "model": kind, "batch_size": config.batch_size, "steps": steps, "device": format!("{device:?}"),
+            "threads": tch::get_num_threads(), "channels_last": config.channels_last,
+            "images_per_s_noaug": noaug, "images_per_s_aug": aug,
+            "augmentation_share": share,
+        }))
+    } else {
+        println!(
+            "{kind}, batch {}, {device:?}, {} threads, {}: {noaug:.0} images/s without augmentation, {aug:.0} with (augmentation {:.1}% of a step)",
+            config.batch_size,
+            tch::get_num_threads(),
+            if config.channels_last { "channels-last" } else { "contiguous" },
+            share * 100.0
+        );
+        Ok(())
+    }
+}
