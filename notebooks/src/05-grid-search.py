@@ -15,7 +15,11 @@ Here every point builds and trains its own 4-layer CNN:
 1. the images and the stratified folds;
 2. the search, one line per point;
 3. the ranking as a table, and the average effect of each hyperparameter as a chart;
-4. the best point, saved with the whole report under `artifacts/<profile>/grid/`.
+4. the best point, retrained on all the images and scored on the test set (the refit), saved with the whole
+   report under `artifacts/<profile>/grid/`.
+
+The same search runs from the command line, `fmnist grid`, which records every fit as it ends (a killed search
+resumes) and splits the fits between processes or machines (`--shard K/N`); this notebook reads what it left.
 
 Each fit trains for the profile's few epochs at a constant learning rate, without augmentation, so the
 scores compare the points with one another; they are not the accuracy a full run would reach.
@@ -30,24 +34,27 @@ scikit-learn's `StratifiedKFold`: every class is cut into equal runs, one per fo
 code("""
 use fmnist_kit::{data, grid, train, viz};
 let data = data::load(data::default_data_path())?;
-let images = profile.grid_images(&data)?;
-let settings = grid::GridSettings::from_profile(&profile);
-let spec = grid::GridSpec::default();
-let folds = grid::stratified_folds(&images.labels, settings.folds)?;
+let search = grid::GridSearch::for_profile(&profile, &data)?;
+let folds = grid::stratified_folds(&search.images.labels, search.settings.folds)?;
 println!("{} images, {} folds of {:?} held-out images, {} points, {} epochs per fit",
-         images.len(), folds.len(), folds.iter().map(|f| f.1.len()).collect::<Vec<_>>(),
-         spec.points().len(), settings.epochs);
+         search.images.len(), folds.len(), folds.iter().map(|f| f.1.len()).collect::<Vec<_>>(),
+         search.spec.points().len(), search.settings.epochs);
 """),
 md("""
 ## The search
 
-Every point is trained once per fold on the other folds and scored on the held-out one:
+Every point is trained once per fold on the other folds and scored on the held-out one. Each finished fit is
+recorded at once in `artifacts/<profile>/grid/fits/`, keyed by everything that determines it (the point, the
+fold, the images' hash, the seed and the sizes), so a search that was interrupted continues where it stopped,
+and a search already run, by `fmnist grid` overnight or as a Slurm job array on a cluster, is read back here
+instead of being run again: one line per fit trained now.
 """),
 code("""
-let started = std::time::Instant::now();
-let report = grid::grid_search(&spec, &settings, &images, train::best_device())?;
-let seconds = started.elapsed().as_secs_f64();
-println!("{} fits in {seconds:.0} s", report.rows.len() * settings.folds);
+let dir = profile.grid_dir();
+let outcome = search.run(Some(&dir), grid::Shard::ALL, train::best_device())?;
+let report = outcome.report.clone().ok_or("the search is incomplete")?;
+println!("{} fits: {} trained now, {} read back from {} in {:.0} s",
+         outcome.fits_total, outcome.fits_run, outcome.fits_reused, dir.display(), outcome.seconds);
 """),
 md("""
 ## Ranking
@@ -64,14 +71,26 @@ the original's search could only tell the two optimizers apart, all four now mov
 """),
 code("report.effects_chart()?", ["expect-image"]),
 md("""
-## The best point
+## The best point, refit
+
+As scikit-learn's `GridSearchCV(refit=True)` does, the best point is trained again on all the search's images
+(same epochs and settings) and scored on the test set; `fmnist evaluate --checkpoint
+artifacts/<profile>/grid/refit/model.safetensors` loads it. A refit already in the folder for this best point is
+read back.
 """),
 code("""
 let best = report.best().cloned().ok_or("empty grid")?;
-let dir = profile.grid_dir();
-report.save(&dir)?;
-println!("best: {} — neg. log loss {:.4} ± {:.4}, accuracy {:.4}; report in {}",
-         best.point, best.mean_score, best.std_score, best.mean_accuracy, dir.join("report.json").display());
+let refit_file = dir.join("refit").join("refit.json");
+let refit = match fmnist_kit::util::read_json::<grid::RefitResult>(&refit_file) {
+    Ok(r) if r.point == best.point => r,
+    _ => {
+        let sets = profile.sets(fmnist_kit::models::ModelKind::Cnn4, &data)?;
+        grid::refit_best(&search, &report, &sets.validation, &sets.test, &dir, train::best_device())?
+    }
+};
+println!("best: {} — neg. log loss {:.4} ± {:.4}, accuracy {:.4}; refit on {} images: test accuracy {:.4}; report in {}",
+         best.point, best.mean_score, best.std_score, best.mean_accuracy, refit.train_images, refit.test_accuracy,
+         dir.join("report.json").display());
 """),
 md("""
 ## Check and summary
@@ -79,10 +98,12 @@ md("""
 code("""
 assert_eq!(report.rows.len(), 16);
 assert!(report.rows.windows(2).all(|w| w[0].mean_score >= w[1].mean_score));
-assert!(report.rows.iter().all(|r| r.fold_log_loss.len() == settings.folds && r.mean_score.is_finite()));
-assert!(dir.join("report.json").is_file());
-println!("profile {}: 16 points x {} folds on {} images in {:.0} s; best {} (neg. log loss {:.4})",
-         profile.name, settings.folds, images.len(), seconds, best.point, best.mean_score);
+assert!(report.rows.iter().all(|r| r.fold_log_loss.len() == search.settings.folds && r.mean_score.is_finite()));
+assert!(dir.join("report.json").is_file() && refit.checkpoint.is_file());
+assert_eq!(outcome.fits_run + outcome.fits_reused, outcome.fits_total);
+println!("profile {}: 16 points x {} folds on {} images ({} fits trained now, {} read back, {:.0} s); best {} (neg. log loss {:.4}); refit test accuracy {:.4}",
+         profile.name, search.settings.folds, search.images.len(), outcome.fits_run, outcome.fits_reused,
+         outcome.seconds, best.point, best.mean_score, refit.test_accuracy);
 """),
 md("""
 **What this notebook showed.** The original's 16-point grid, searched as intended: each point trained its

@@ -308,7 +308,7 @@ pub static MODELS: [ModelSpec; 4] = [
         },
         sizes: ProfileSizes {
             smoke: sizes(1, 32, Some(256), Some(32)),
-            quick: sizes(6, 64, Some(12_000), Some(64)),
+            quick: sizes(5, 64, Some(12_000), Some(64)),
             full: sizes(10, 32, None, Some(150)),
         },
         backbone: Some(Backbone::EfficientNetLite0),

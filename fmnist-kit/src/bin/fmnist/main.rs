@@ -10,10 +10,12 @@ use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::{Profile, ProfileName};
 
 mod dataset;
+mod grid;
 mod training;
 mod transfer;
 
 use dataset::{bench_load, data_info, prepare_data, run_tsne, TsneArgs};
+use grid::{run_grid, GridArgs};
 use training::{
     bench_train, run_evaluate, run_features, run_summary, run_train, LayoutArg, TrainArgs,
 };
@@ -108,6 +110,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The original's grid search (lr × optimizer × dropout × dense size, stratified k-fold CV,
+    /// negative log loss), every fit recorded as it ends: rerun to resume, `--shard K/N` to share
+    /// it between processes or machines, then the report and the refit of the best point.
+    Grid(GridArgs),
     /// Pooled features of an ImageNet backbone's trunk (evaluation mode) for the first N images
     /// of a split, in the official order: CSV `index,f0,f1,...`.
     Embed(EmbedArgs),
@@ -223,6 +229,7 @@ fn run(cli: Cli) -> Result<()> {
             data,
             json,
         } => run_evaluate(&checkpoint, model, predictions, data, json),
+        Command::Grid(args) => run_grid(args),
         Command::Embed(args) => run_embed(args),
         Command::Transfer(args) => run_transfer(args),
         Command::Bench {

@@ -1,0 +1,150 @@
+//! `grid`: the original's grid search, resumable, shardable, with the refit of the best point.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use fmnist_kit::data;
+use fmnist_kit::grid::{refit_best, GridSearch, Shard};
+use fmnist_kit::train;
+
+use crate::{data_path, print_json, profile_arg};
+
+#[derive(clap::Args)]
+pub(crate) struct GridArgs {
+    /// Sizes: smoke, quick or full [default: $FMNIST_PROFILE or quick]
+    #[arg(long)]
+    profile: Option<String>,
+    /// The search's folder: records, report, refit [default: artifacts/<profile>/grid]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only shard K of N (1 <= K <= N): a deterministic 1/N of the fits, e.g.
+    /// `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Copy the records of these folders (other machines' shards) into --out first.
+    #[arg(long, num_args = 1..)]
+    merge: Vec<PathBuf>,
+    /// Do not retrain the best point on all the images when the search is complete.
+    #[arg(long)]
+    no_refit: bool,
+    /// Use the first N images of the profile's grid images instead.
+    #[arg(long)]
+    images: Option<usize>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
+    let profile = profile_arg(&a.profile)?;
+    let shard: Shard = match &a.shard {
+        Some(s) => s.parse()?,
+        None => Shard::ALL,
+    };
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let mut search = GridSearch::for_profile(&profile, &d)?;
+    if let Some(n) = a.images {
+        if n == 0 || n > search.images.len() {
+            bail!("--images {n} is outside 1..={}", search.images.len());
+        }
+        search = GridSearch::new(search.spec, search.settings, search.images.first(n))?;
+    }
+    search.settings.verbose = !a.json;
+    let dir = a.out.unwrap_or_else(|| profile.grid_dir());
+    for other in &a.merge {
+        let n = search
+            .merge(&dir, other)
+            .with_context(|| format!("merging {} into {}", other.display(), dir.display()))?;
+        if !a.json {
+            println!("merged {n} record(s) from {}", other.display());
+        }
+    }
+    let device = train::best_device();
+    let outcome = search
+        .run(Some(&dir), shard, device)
+        .with_context(|| format!("grid search in {}", dir.display()))?;
+    let mut v = json!({
+        "folder": dir, "shard": shard.to_string(), "profile": profile.name,
+        "fits_total": outcome.fits_total, "fits_run": outcome.fits_run,
+        "fits_reused": outcome.fits_reused, "fits_missing": outcome.fits_missing,
+        "ignored_records": outcome.ignored, "seconds": outcome.seconds,
+    });
+    let Some(report) = outcome.report else {
+        if a.json {
+            return print_json(&v);
+        }
+        println!(
+            "{} of {} fits still missing (other shards'); rerun without --shard, or with --merge, once they are done",
+            outcome.fits_missing, outcome.fits_total
+        );
+        return Ok(());
+    };
+    let best = report.best().cloned().context("the report has no point")?;
+    v["report"] = serde_json::to_value(&report)?;
+    v["best"] = serde_json::to_value(&best)?;
+    let mut effects = serde_json::Map::new();
+    for h in ["learning_rate", "optimizer", "dropout", "dense"] {
+        effects.insert(h.into(), json!(report.marginal(h)?));
+    }
+    v["effects"] = json!(effects);
+    if !a.json {
+        println!(
+            "ranking (mean held-out negative log loss over {} folds):",
+            search.settings.folds
+        );
+        for (i, r) in report.rows.iter().enumerate() {
+            println!(
+                "{:>3}. {:<42} {:.4} ± {:.4}, accuracy {:.4}",
+                i + 1,
+                r.point.to_string(),
+                r.mean_score,
+                r.std_score,
+                r.mean_accuracy
+            );
+        }
+        println!("report in {}", dir.join("report.json").display());
+    }
+    let refit_here = !a.no_refit && shard == Shard::ALL;
+    if refit_here {
+        let sets = profile.sets(fmnist_kit::models::ModelKind::Cnn4, &d)?;
+        if !a.json {
+            println!(
+                "refit: {} on all {} images",
+                best.point,
+                search.images.len()
+            );
+        }
+        let r = refit_best(&search, &report, &sets.validation, &sets.test, &dir, device)?;
+        if !a.json {
+            println!(
+                "refit test accuracy {:.4} on {} images ({:.0} s); checkpoint {} (fmnist evaluate --checkpoint it)",
+                r.test_accuracy,
+                r.test_images,
+                r.seconds,
+                r.checkpoint.display()
+            );
+        }
+        v["refit_test_accuracy"] = json!(r.test_accuracy);
+        v["refit"] = serde_json::to_value(&r)?;
+    } else if !a.json && !a.no_refit {
+        println!("no refit in a shard: run `fmnist grid` without --shard on the folder once all shards are done");
+    }
+    if a.json {
+        print_json(&v)
+    } else {
+        println!(
+            "best: {} (neg. log loss {:.4} ± {:.4}); {} fits run, {} reused, in {:.0} s",
+            best.point,
+            best.mean_score,
+            best.std_score,
+            outcome.fits_run,
+            outcome.fits_reused,
+            outcome.seconds
+        );
+        Ok(())
+    }
+}

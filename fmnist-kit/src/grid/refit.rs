@@ -1,0 +1,95 @@
+//! The refit of the best point on all the search's images, as `GridSearchCV(refit=True)` does,
+//! scored on the test set and saved where `fmnist evaluate` can load it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device};
+
+use super::{GridPoint, GridReport, GridSearch};
+use crate::data::ImageSet;
+use crate::error::{Error, Result};
+use crate::models::{Cnn4, ModelKind};
+use crate::train::{NetworkFile, Trainer};
+use crate::util::write_json_atomic;
+
+/// Folder of the refit network inside a grid folder.
+pub const REFIT_DIR: &str = "refit";
+/// The refit network's weights in it.
+pub const REFIT_WEIGHTS: &str = "model.safetensors";
+
+/// The best point retrained on all the images and scored on the test set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefitResult {
+    pub point: GridPoint,
+    /// Its cross-validated mean score (negative log loss).
+    pub cv_score: f64,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub seconds: f64,
+    /// The weights, with `network.json` and `refit.json` beside them.
+    pub checkpoint: PathBuf,
+}
+
+/// Trains the best point of `report` on all of `search`'s images (its epochs, batch size and
+/// seed, no augmentation, the last epoch kept, as in the cross-validation), scores it on `test`
+/// and writes it to `dir/refit/`. `validation` only draws the per-epoch curve.
+pub fn refit_best(
+    search: &GridSearch,
+    report: &GridReport,
+    validation: &ImageSet,
+    test: &ImageSet,
+    dir: &Path,
+    device: Device,
+) -> Result<RefitResult> {
+    let best = report
+        .best()
+        .ok_or_else(|| Error::param("report", "an empty report has no best point"))?;
+    let (point, optimizer) = search
+        .spec
+        .points()
+        .into_iter()
+        .find(|(p, _)| p == &best.point)
+        .ok_or_else(|| {
+            Error::param(
+                "report",
+                format!("{} is not a point of the grid", best.point),
+            )
+        })?;
+    let start = Instant::now();
+    tch::manual_seed(search.settings.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = Cnn4::new(&vs.root(), &point.cnn4_config())?;
+    let mut trainer = Trainer::with_model(
+        vs,
+        Box::new(model),
+        point.train_config(optimizer, &search.settings),
+    )?;
+    trainer.fit(&search.images, validation)?;
+    let test_eval = trainer.evaluate(test)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let out = dir.join(REFIT_DIR);
+    let net = trainer.network();
+    let checkpoint = out.join(REFIT_WEIGHTS);
+    net.save_weights(&checkpoint)?;
+    NetworkFile {
+        model: ModelKind::Cnn4,
+        config: net.network_file().config,
+    }
+    .save(&out)?;
+    let result = RefitResult {
+        point,
+        cv_score: best.mean_score,
+        train_images: search.images.len(),
+        test_images: test.len(),
+        test_accuracy: test_eval.accuracy,
+        test_loss: test_eval.loss,
+        seconds,
+        checkpoint,
+    };
+    write_json_atomic(&out.join("refit.json"), &result)?;
+    Ok(result)
+}

@@ -1,0 +1,246 @@
+//! The search: every (point, fold) fit of a grid, run by one process or shared between many,
+//! each recorded as soon as it ends, so that a killed search loses at most the fits in flight
+//! and a rerun runs only what is missing.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tch::Device;
+
+use super::records::{read_records, FitRecord, SearchIdentity, Shard};
+use super::{fit_point, stratified_folds, GridReport, GridSettings, GridSpec};
+use crate::data::{FashionMnist, ImageSet};
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::util::content_hash;
+
+/// A grid search over a set of images: the grid, its settings and what identifies it.
+#[derive(Clone, Debug)]
+pub struct GridSearch {
+    pub spec: GridSpec,
+    pub settings: GridSettings,
+    pub images: ImageSet,
+    pub identity: SearchIdentity,
+}
+
+/// What one run of a search did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchOutcome {
+    /// The report, when every fit of the search is recorded (by this run or earlier ones).
+    pub report: Option<GridReport>,
+    /// Fits in the whole search.
+    pub fits_total: usize,
+    /// Fits this run trained.
+    pub fits_run: usize,
+    /// Fits found recorded and not trained again.
+    pub fits_reused: usize,
+    /// Fits neither recorded nor in this run's shard (other shards' work still to come).
+    pub fits_missing: usize,
+    /// Record files of another search found in the folder: reported, never used.
+    pub ignored: Vec<PathBuf>,
+    pub seconds: f64,
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl GridSearch {
+    /// A search of `spec` with `settings` over `images`.
+    pub fn new(spec: GridSpec, settings: GridSettings, images: ImageSet) -> Result<GridSearch> {
+        if spec.points().is_empty() {
+            return Err(Error::param("spec", "the grid has no point"));
+        }
+        if settings.epochs == 0 || settings.batch_size == 0 {
+            return Err(Error::param(
+                "settings",
+                "a fit needs at least one epoch and a batch size of at least 1",
+            ));
+        }
+        let identity = SearchIdentity {
+            spec: spec.clone(),
+            settings: GridSettings {
+                verbose: false,
+                ..settings.clone()
+            },
+            images: images.len(),
+            data_hash: content_hash([images.images.as_slice(), images.labels.as_slice()]),
+        };
+        Ok(GridSearch {
+            spec,
+            settings,
+            images,
+            identity,
+        })
+    }
+
+    /// The original's grid on the profile's images, folds, epochs and batch size.
+    pub fn for_profile(profile: &Profile, data: &FashionMnist) -> Result<GridSearch> {
+        GridSearch::new(
+            GridSpec::default(),
+            GridSettings::from_profile(profile),
+            profile.grid_images(data)?,
+        )
+    }
+
+    /// Fits in the whole search (points × folds).
+    pub fn fits(&self) -> usize {
+        self.spec.points().len() * self.settings.folds
+    }
+
+    /// Copies the records of `other` (a folder of the same search, e.g. another machine's
+    /// shard) into `dir`. A folder of another search is an error; records `dir` already has are
+    /// kept. Returns how many were copied.
+    pub fn merge(&self, dir: &Path, other: &Path) -> Result<usize> {
+        self.identity.claim(dir)?;
+        let theirs: SearchIdentity =
+            crate::util::read_json(&other.join(super::records::SEARCH_FILE))?;
+        if theirs != self.identity {
+            return Err(Error::data(
+                other,
+                "search",
+                format!(
+                    "holds another search ({}), not this one ({})",
+                    theirs.describe(),
+                    self.identity.describe()
+                ),
+            ));
+        }
+        let have: Vec<String> = read_records(dir)?.into_iter().map(|(_, r)| r.key).collect();
+        let mut copied = 0;
+        for (_, record) in read_records(other)? {
+            if !have.contains(&record.key) {
+                record.save(dir)?;
+                copied += 1;
+            }
+        }
+        Ok(copied)
+    }
+
+    /// Runs the fits of `shard` that are not recorded yet, recording each in `dir/fits/` as
+    /// soon as it ends (with `dir`; in memory without). When every fit of the search is then
+    /// recorded, builds the report (and writes `dir/report.json`).
+    pub fn run(&self, dir: Option<&Path>, shard: Shard, device: Device) -> Result<SearchOutcome> {
+        let started = Instant::now();
+        let points = self.spec.points();
+        let folds = self.settings.folds;
+        // Known fold scores `(log loss, accuracy, seconds)` per (point, fold).
+        let mut scores: Vec<Vec<Option<(f64, f64, f64)>>> = vec![vec![None; folds]; points.len()];
+        let mut ignored = Vec::new();
+        let mut reused = 0;
+        if let Some(dir) = dir {
+            self.identity.claim(dir)?;
+            for (path, record) in read_records(dir)? {
+                let fits_here = record.point_index < points.len()
+                    && record.fold < folds
+                    && points[record.point_index].0 == record.point
+                    && self.identity.fit_key(&record.point, record.fold)? == record.key;
+                if fits_here {
+                    scores[record.point_index][record.fold] =
+                        Some((record.log_loss, record.accuracy, record.seconds));
+                    reused += 1;
+                } else {
+                    ignored.push(path);
+                }
+            }
+            if self.settings.verbose && !ignored.is_empty() {
+                println!(
+                    "ignored {} record(s) of another search in {} (e.g. {})",
+                    ignored.len(),
+                    dir.display(),
+                    ignored[0].display()
+                );
+            }
+        }
+        let mut todo = Vec::new();
+        for (pi, _) in points.iter().enumerate() {
+            for f in 0..folds {
+                if scores[pi][f].is_none() && shard.owns(pi * folds + f) {
+                    todo.push((pi, f));
+                }
+            }
+        }
+        if self.settings.verbose {
+            println!(
+                "grid search: {}; shard {shard}: {} fits to run, {reused} already recorded",
+                self.identity.describe(),
+                todo.len()
+            );
+        }
+        let fold_sets = if todo.is_empty() {
+            Vec::new()
+        } else {
+            stratified_folds(&self.images.labels, folds)?
+                .iter()
+                .map(|(train, held)| Ok((self.images.select(train)?, self.images.select(held)?)))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut run_seconds = 0.0;
+        for (done, &(pi, f)) in todo.iter().enumerate() {
+            let (point, optimizer) = &points[pi];
+            let start = Instant::now();
+            let (train, held) = &fold_sets[f];
+            let (log_loss, accuracy) =
+                fit_point(point, *optimizer, &self.settings, train, held, device)?;
+            let seconds = start.elapsed().as_secs_f64();
+            if let Some(dir) = dir {
+                FitRecord {
+                    key: self.identity.fit_key(point, f)?,
+                    point_index: pi,
+                    point: point.clone(),
+                    fold: f,
+                    log_loss,
+                    accuracy,
+                    seconds,
+                    shard: shard.to_string(),
+                }
+                .save(dir)?;
+            }
+            scores[pi][f] = Some((log_loss, accuracy, seconds));
+            run_seconds += seconds;
+            if self.settings.verbose {
+                let left = run_seconds / (done + 1) as f64 * (todo.len() - done - 1) as f64;
+                println!(
+                    "fit {}/{} (shard {shard}): point {} ({point}), fold {}/{folds}: log loss {log_loss:.4}, accuracy {accuracy:.4}, {seconds:.1} s; elapsed {}, about {} left",
+                    done + 1,
+                    todo.len(),
+                    pi + 1,
+                    f + 1,
+                    duration(started.elapsed().as_secs_f64()),
+                    duration(left)
+                );
+            }
+        }
+        let missing = scores.iter().flatten().filter(|s| s.is_none()).count();
+        let report = if missing == 0 {
+            let rows = points
+                .iter()
+                .zip(&scores)
+                .map(|((point, _), folds)| {
+                    (point.clone(), folds.iter().flatten().copied().collect())
+                })
+                .collect();
+            let report = GridReport::from_scores(rows, &self.settings, self.images.len());
+            if let Some(dir) = dir {
+                report.save(dir)?;
+            }
+            Some(report)
+        } else {
+            None
+        };
+        Ok(SearchOutcome {
+            report,
+            fits_total: self.fits(),
+            fits_run: todo.len(),
+            fits_reused: reused,
+            fits_missing: missing,
+            ignored,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
