@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test notebooks bench lab env clean
+.PHONY: setup build data run test test-browser notebooks bench lab env clean
 
 setup:
 	@scripts/setup.sh
@@ -29,18 +29,26 @@ notebooks:
 test: data
 	@python3 scripts/notebooks.py --check
 	@$(ENV) cargo test --release --workspace
-	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/smoke
+	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/smoke --html out/smoke-html
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/harness-check --expect-failure tests/fixtures/*.ipynb
+	@$(ENV) python tests/lab_server.py
+	@$(ENV) python tests/lab_server.py --expect-failure
+	@$(MAKE) --no-print-directory test-browser BROWSER_HTML=out/smoke-html
+
+# JupyterLab in Debian's Chromium (headless, Selenium): notebook 01 run from the page, its figures
+# decoded; then every rendered page of BROWSER_HTML (default out/html, from make run).
+BROWSER_HTML ?= out/html
+test-browser: data
+	@FMNIST_BROWSER=1 scripts/setup.sh
+	@$(ENV) FMNIST_PROFILE=smoke python tests/browser.py --html $(BROWSER_HTML)
 
 bench: data
 	@$(ENV) scripts/bench.sh
 
-# Interactive JupyterLab with the kit's kernel; it gets its own evcxr build folder (a copy of the
-# batch one when that is warm), since two kernels sharing one crash.
+# Interactive JupyterLab with the kit's kernel (scripts/lab.sh: works as root and headless, PORT=...,
+# its own evcxr build folder, prints the URL with its token and an SSH tunnel line).
 lab: data
-	@$(ENV) lab="$$FMNIST_CACHE_DIR/evcxr-build/lab"; batch="$$FMNIST_CACHE_DIR/evcxr-build/batch"; \
-	  if [ -z "$$(ls -A "$$lab" 2>/dev/null)" ] && [ -n "$$(ls -A "$$batch" 2>/dev/null)" ]; then cp -a "$$batch/." "$$lab/"; fi; \
-	  cd notebooks && jupyter lab
+	@scripts/lab.sh
 
 env:
 	@scripts/env.sh --print

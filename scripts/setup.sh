@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything fmnist-kit needs, idempotently: a second run installs nothing.
-#   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++)
+#   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++);
+#          with FMNIST_BROWSER=1 also chromium and chromium-driver (the browser tests)
 #   venv:  $FMNIST_CACHE_DIR/venv from requirements.txt, constrained by requirements.lock
 #   evcxr: evcxr_jupyter 0.22.0 in $FMNIST_CACHE_DIR/evcxr (cargo install --locked)
 #   weights: EfficientNet-Lite0's ImageNet weights, converted once to safetensors in
@@ -14,6 +15,8 @@ source scripts/env.sh
 
 EVCXR_VERSION=0.22.0
 APT_PACKAGES=(dataset-fashion-mnist g++)
+# The browser tests (make test-browser, and make test) drive Debian's Chromium with Selenium.
+[ "${FMNIST_BROWSER:-0}" = 1 ] && APT_PACKAGES+=(chromium chromium-driver)
 log() { printf '[setup] %s\n' "$*"; }
 did_something=0
 
@@ -91,6 +94,23 @@ write_kernel() { # name display_name evcxr_tmpdir
 EOK
   if cmp -s "$tmp" "$dir/kernel.json"; then rm -f "$tmp"; else mv "$tmp" "$dir/kernel.json"; log "kernel: wrote $dir/kernel.json"; fi
 }
+# evcxr's Jupyter kernel loads its configuration at start-up and says so in the kernel's log: with no
+# file it prints "No configuration file found, use the default configuration". The kernels' own config
+# folder holds this explicit file instead, so that the line names it (environment.md explains it).
+evcxr_toml="$FMNIST_CACHE_DIR/evcxr-config/evcxr.toml"
+evcxr_toml_text='# evcxr configuration of the fmnist-kit kernels (written by scripts/setup.sh; EVCXR_CONFIG_DIR).
+# evcxr reads it at every kernel start and prints "Loading startup configuration from: <this file>".
+# Nothing is changed from evcxr'"'"'s defaults: the notebooks declare their dependencies in their first cell,
+# the optimisation level stays 2 (toggling it rebuilds everything), and the build folder comes from
+# EVCXR_TMPDIR in the kernelspec.
+[evcxr]
+'
+mkdir -p "$(dirname "$evcxr_toml")"
+if [ "$(cat "$evcxr_toml" 2>/dev/null)" != "$(printf '%s' "$evcxr_toml_text")" ]; then
+  printf '%s' "$evcxr_toml_text" > "$evcxr_toml.tmp" && mv "$evcxr_toml.tmp" "$evcxr_toml"
+  log "evcxr: wrote $evcxr_toml"
+  did_something=1
+fi
 write_kernel fmnist-kit "Rust (fmnist-kit)" "$FMNIST_CACHE_DIR/evcxr-build/lab"
 write_kernel fmnist-kit-batch "Rust (fmnist-kit, batch)" "$FMNIST_CACHE_DIR/evcxr-build/batch"
 

@@ -68,7 +68,8 @@ pub struct FewLabelSettings {
     /// One run per seed for each size and method (the seed picks the images and initialises).
     pub seeds: Vec<u64>,
     /// Optimiser steps of each run that trains on images (from scratch, fine-tuning), the same
-    /// for both so that they get the same compute: epochs = steps / batches per epoch, ≥ 1.
+    /// for both so that they get the same compute (epochs of at least 1,000 images: a small
+    /// labelled set is repeated, each copy augmented anew).
     pub steps: usize,
     pub batch_size: usize,
     /// Epochs of the head on frozen features (seconds: the features are computed once).

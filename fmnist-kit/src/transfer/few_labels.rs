@@ -181,7 +181,10 @@ pub fn few_label_study(
     for &k in &settings.per_class {
         for &seed in &settings.seeds {
             let labelled = labelled_subset(pool, k, seed)?;
-            let batches = labelled.len().div_ceil(settings.batch_size).max(1);
+            // Small sets are repeated into epochs of at least 1,000 images (each repetition
+            // augmented anew), so that validation runs every ~30 steps rather than every 4.
+            let repeated = repeat_to(&labelled, 1_000)?;
+            let batches = repeated.len().div_ceil(settings.batch_size).max(1);
             let epochs = settings.steps.div_ceil(batches).max(1);
             let note = |m: FewLabelMethod, acc: f64, s: f64| {
                 if verbose {
@@ -222,7 +225,7 @@ pub fn few_label_study(
                     ..TransferRecipe::Tuned.fine_tune_config(epochs, settings.batch_size, seed)
                 },
             )?;
-            t.fit(&labelled, &validation)?;
+            t.fit(&repeated, &validation)?;
             let fine = t.evaluate(&test)?.accuracy;
             let fine_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::FineTuned, fine, fine_seconds);
@@ -243,7 +246,7 @@ pub fn few_label_study(
                 Box::new(net),
                 scratch_config(epochs, settings.batch_size, seed),
             )?;
-            t.fit(&labelled, &validation)?;
+            t.fit(&repeated, &validation)?;
             let scratch = t.evaluate(&test)?.accuracy;
             let scratch_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::Scratch, scratch, scratch_seconds);
@@ -277,6 +280,13 @@ pub fn few_label_study(
         rows,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `set` repeated (whole copies) until it holds at least `n` images.
+fn repeat_to(set: &ImageSet, n: usize) -> Result<ImageSet> {
+    let copies = n.div_ceil(set.len().max(1)).max(1);
+    let indices: Vec<usize> = (0..copies).flat_map(|_| 0..set.len()).collect();
+    set.select(&indices)
 }
 
 /// Training from scratch: the kit's tuned recipe for networks trained from random weights
