@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test test-browser notebooks bench lab env clean
+.PHONY: setup build data run test test-browser notebooks bench lab env clean check-torch211 gpu-bundle gpu-check-here
 
 setup:
 	@scripts/setup.sh
@@ -49,6 +49,21 @@ bench: data
 # its own evcxr build folder, prints the URL with its token and an SSH tunnel line).
 lab: data
 	@scripts/lab.sh
+
+# The kit against torch 2.11 (tch 0.24), in its own venv and target folder (scripts/torch-build.sh):
+# build, the Rust tests, and fmnist doctor with that libtorch loaded.
+check-torch211: data
+	@scripts/torch-build.sh 2.11 test --release --workspace
+	@scripts/torch-build.sh 2.11 build --release --bin fmnist
+	@$(ENV) out=$$FMNIST_CACHE_DIR/torch-2.11; lib=$$($$FMNIST_CACHE_DIR/venv-torch-2.11/bin/python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))'); \
+	  LD_LIBRARY_PATH=$$lib $$out/target/release/fmnist doctor
+
+# The GPU bundle (out/gpu-bundle, at most 60 MiB) and its check run here, on the CPU, against torch 2.11.
+gpu-bundle: data
+	@scripts/gpu-bundle.sh
+gpu-check-here: gpu-bundle
+	@$(ENV) PYTHON=$$FMNIST_CACHE_DIR/venv-torch-2.11/bin/python; export PATH=$$FMNIST_CACHE_DIR/venv-torch-2.11/bin:$$PATH; \
+	  OUT=out/gpu-check out/gpu-bundle/gpu-check.sh
 
 env:
 	@scripts/env.sh --print

@@ -122,7 +122,7 @@ def load_images(count):
     return x, torch.from_numpy(labels[:count].astype(np.int64))
 
 
-def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=False):
+def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=False, bf16=False):
     torch.manual_seed(13)
     model = Cnn4() if model_name == "cnn4" else ResNet()
     model.train()
@@ -144,8 +144,9 @@ def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=Fal
                 xb = augment(xb, cfg, gen)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb) + model.l2()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb) + model.l2()
             if not math.isfinite(loss.item()):
                 raise SystemExit("loss diverged")
             opt.zero_grad(set_to_none=True)
@@ -164,14 +165,15 @@ def main():
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True)")
     ap.add_argument("--channels-last", action="store_true", help="model and inputs in channels-last order")
+    ap.add_argument("--bf16", action="store_true", help="forward and loss under torch.autocast('cpu', bfloat16)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     batch = a.batch_size or (256 if a.model == "cnn4" else 32)
     x, y = load_images(batch * max(a.steps, 8))
     # As the kit: 3 warm-up steps, then three alternating rounds per setting, best round kept.
-    plain = make_runner(a.model, batch, False, x, y, a.fused_adam, a.channels_last)
-    augmented = make_runner(a.model, batch, True, x, y, a.fused_adam, a.channels_last)
+    plain = make_runner(a.model, batch, False, x, y, a.fused_adam, a.channels_last, a.bf16)
+    augmented = make_runner(a.model, batch, True, x, y, a.fused_adam, a.channels_last, a.bf16)
     noaug = aug = 0.0
     for _ in range(3):
         plain(3)
@@ -179,7 +181,7 @@ def main():
         augmented(3)
         aug = max(aug, a.steps * batch / augmented(a.steps))
     out = {"model": a.model, "batch_size": batch, "steps": a.steps, "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "fused_adam": a.fused_adam, "channels_last": a.channels_last,
+           "torch": torch.__version__, "fused_adam": a.fused_adam, "channels_last": a.channels_last, "bf16": a.bf16,
            "images_per_s_noaug": noaug, "images_per_s_aug": aug,
            "augmentation_share": 1 - aug / noaug}
     if a.json:

@@ -24,6 +24,7 @@ def peer(model, kit, *extra):
 
 print(f"  {'model':<8} {'batch':>5} {'':<9} {'kit img/s':>10} {'PyTorch img/s':>14} {'ratio':>6}   "
       f"target ratio >= 1.0; augmentation <= 10% of a step")
+native_bf16 = any(f in open("/proc/cpuinfo").read().split() for f in ("avx512_bf16", "amx_bf16"))
 for model in models:
     kit = json.loads(subprocess.run(["fmnist", "bench", "train", "--model", model, "--steps", steps, "--json"],
                                     check=True, capture_output=True, text=True).stdout)
@@ -40,3 +41,24 @@ for model in models:
     print(f"  {model:<8} augmentation share of a step: kit {share * 100:.1f}% "
           f"({'met' if share <= 0.10 else 'MISSED'}), PyTorch {plain['augmentation_share'] * 100:.1f}%; "
           f"kit layout {layout}; {kit['threads']} threads, {kit['device']}, torch {plain['torch']}")
+
+print()
+if not native_bf16:
+    print("  bf16: skipped: this CPU has no native bf16 (no AVX-512-bf16, no AMX); libtorch emulates it there and "
+          "training runs several times slower, so --precision auto keeps fp32")
+else:
+    doctor = json.loads(subprocess.run(["fmnist", "doctor", "--json"], check=True, capture_output=True, text=True).stdout)
+    print(f"  bf16 autocast (this CPU has native bf16), against the PyTorch peer with the same tricks and bf16 autocast; "
+          f"--precision auto here: {doctor['cpu']['precision_auto_on_cpu']} ({doctor['cpu']['why']})")
+    for model in models:
+        kit32 = json.loads(subprocess.run(["fmnist", "bench", "train", "--model", model, "--steps", steps, "--json"],
+                                          check=True, capture_output=True, text=True).stdout)
+        kit16 = json.loads(subprocess.run(["fmnist", "--precision", "bf16", "bench", "train", "--model", model,
+                                           "--steps", steps, "--json"], check=True, capture_output=True, text=True).stdout)
+        tricks = ["--fused-adam"] + (["--channels-last"] if kit16["channels_last"] else [])
+        peer16 = peer(model, kit16, *tricks, "--bf16")
+        for key, label in [("images_per_s_noaug", "no aug"), ("images_per_s_aug", "with aug")]:
+            ratio = kit16[key] / peer16[key]
+            print(f"  {model:<8} {kit16['batch_size']:>5} {label:<9} kit bf16 {kit16[key]:>6.0f} img/s (fp32 {kit32[key]:.0f}, "
+                  f"x{kit16[key] / kit32[key]:.2f}); PyTorch bf16 + {' + '.join(t.strip('-') for t in tricks)} "
+                  f"{peer16[key]:.0f}; ratio {ratio:.2f} ({'met' if ratio >= 1.0 else 'MISSED'})")

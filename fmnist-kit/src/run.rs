@@ -24,7 +24,7 @@ use crate::data::FashionMnist;
 use crate::error::{Error, Result};
 use crate::models::ModelKind;
 use crate::profile::{Profile, ProfileSets};
-use crate::train::{best_device, CheckpointDir, Recipe, RunResult, Trainer};
+use crate::train::{best_device, CheckpointDir, Precision, Recipe, RunResult, Trainer};
 
 /// What a run may change from its profile's settings. The defaults change nothing.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// [default: the GPU when there is one, else the CPU]
     pub device: Option<Device>,
+    /// Another precision of forward passes than fp32 (see [`Precision`]).
+    pub precision: Option<Precision>,
 }
 
 impl Default for RunOptions {
@@ -60,6 +62,7 @@ impl Default for RunOptions {
             resume: false,
             verbose: true,
             device: None,
+            precision: None,
         }
     }
 }
@@ -102,6 +105,9 @@ impl TrainingRun {
             config.augment = AugmentConfig::default();
         }
         config.seed = options.seed;
+        if let Some(p) = options.precision {
+            config.precision = p;
+        }
         config.verbose = options.verbose;
         let checkpoints = CheckpointDir(
             options

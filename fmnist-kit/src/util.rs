@@ -56,6 +56,47 @@ pub fn cache_root() -> std::path::PathBuf {
         .join("fmnist-kit")
 }
 
+/// The CPU features that decide how fast training runs (x86 flags of `/proc/cpuinfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CpuFeatures {
+    pub avx2: bool,
+    pub avx512f: bool,
+    /// Native bf16 dot products (AVX-512-bf16).
+    pub avx512_bf16: bool,
+    /// Intel AMX tiles with bf16.
+    pub amx_bf16: bool,
+}
+
+/// This machine's [`CpuFeatures`] (all false where `/proc/cpuinfo` is not there).
+pub fn cpu_features() -> CpuFeatures {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: std::collections::HashSet<&str> = text
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, f)| f.split_whitespace().collect())
+        .unwrap_or_default();
+    CpuFeatures {
+        avx2: flags.contains("avx2"),
+        avx512f: flags.contains("avx512f"),
+        avx512_bf16: flags.contains("avx512_bf16"),
+        amx_bf16: flags.contains("amx_bf16"),
+    }
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), or `unknown`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Reads a JSON file into `T`; a missing file is an I/O error and a malformed one a JSON error,
 /// both naming the file.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

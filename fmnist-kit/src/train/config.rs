@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::precision::Precision;
 use crate::augment::AugmentConfig;
 use crate::error::{Error, Result};
 use crate::models::ModelKind;
@@ -115,6 +116,9 @@ pub struct TrainConfig {
     /// On the 2-core CPU of DESIGN.md it made the 4-layer CNN ~20% faster and the ResNet ~3%
     /// slower, so the CNN's settings turn it on and the ResNet's leave it off.
     pub channels_last: bool,
+    /// Forward passes in fp32, in bf16 under autocast, or `auto` (bf16 on CUDA and on CPUs with
+    /// AMX, see [`Precision::resolve`]); the optimiser keeps fp32 weights either way.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -140,6 +144,7 @@ impl Default for TrainConfig {
             checkpoint_dir: None,
             eval_batch_size: 1000,
             channels_last: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -350,6 +355,7 @@ impl std::fmt::Display for TrainConfig {
                     augment.join(", ")
                 },
             ),
+            ("precision", self.precision.to_string()),
             (
                 "memory layout",
                 if self.channels_last {

@@ -10,7 +10,8 @@
 //!   early, keep the best weights, checkpoint, resume;
 //! - [`network`]: the trained network for inference ([`TrainedNetwork`]: load a checkpoint,
 //!   predict, evaluate, features, activations), which the trainer owns and hands out;
-//! - [`device`]: the GPU when there is one.
+//! - [`device`]: the GPU when there is one; [`precision`]: bf16 autocast (on the GPU, and on
+//!   CPUs where it pays).
 //!
 //! Nothing here knows about profiles or figures: [`crate::run`] puts a profile's run together.
 
@@ -20,10 +21,12 @@ pub mod device;
 mod fused;
 pub mod network;
 mod optim;
+pub mod precision;
 pub mod trainer;
 
 pub use checkpoint::{CheckpointDir, EpochRecord, History, NetworkFile, RunResult};
 pub use config::{LrSchedule, OptimizerKind, Recipe, ReduceLrOnPlateau, TrainConfig};
 pub use device::best_device;
 pub use network::{Evaluation, TrainedNetwork};
+pub use precision::{torch_built_version, Autocast, Precision};
 pub use trainer::Trainer;

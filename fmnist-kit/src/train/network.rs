@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::NetworkFile;
+use super::precision::{Autocast, Precision};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::Predictions;
@@ -28,6 +29,8 @@ pub struct TrainedNetwork {
     pub device: Device,
     /// Images per forward pass when predicting or evaluating.
     pub batch_size: usize,
+    /// Forward passes in bf16 under autocast (see [`super::Precision`]).
+    pub bf16: bool,
     vs: nn::VarStore,
     model: Box<dyn Classifier>,
 }
@@ -53,6 +56,7 @@ impl TrainedNetwork {
             kind: model.kind(),
             device: vs.device(),
             batch_size: 1000,
+            bf16: false,
             vs,
             model,
         }
@@ -124,6 +128,12 @@ impl TrainedNetwork {
         })
     }
 
+    /// Sets the precision of forward passes (bf16 autocast where `precision` resolves to it on
+    /// this network's device).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.bf16 = precision.resolve(self.device).0;
+    }
+
     /// The network.
     pub fn model(&self) -> &dyn Classifier {
         self.model.as_ref()
@@ -150,10 +160,12 @@ impl TrainedNetwork {
         let n = set.len() as i64;
         let mut out = Vec::new();
         tch::no_grad(|| {
+            let _autocast = Autocast::enter(self.device, self.bf16);
             let mut i = 0;
             while i < n {
                 let len = bs.min(n - i);
-                out.push(f(&x.narrow(0, i, len).to_device(self.device)).to_device(Device::Cpu));
+                let y = f(&x.narrow(0, i, len).to_device(self.device));
+                out.push(y.to_device(Device::Cpu).to_kind(Kind::Float));
                 i += len;
             }
         });
@@ -163,7 +175,10 @@ impl TrainedNetwork {
     /// Class probabilities `[N, 10]` (on the CPU) for `set`.
     pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
         self.map_batches(set, |xb| {
-            self.model.forward_t(xb, false).softmax(-1, Kind::Float)
+            self.model
+                .forward_t(xb, false)
+                .to_kind(Kind::Float)
+                .softmax(-1, Kind::Float)
         })
     }
 
@@ -215,12 +230,13 @@ impl TrainedNetwork {
         let bs = self.batch_size.max(1) as i64;
         let (mut loss, mut correct) = (0.0f64, 0i64);
         tch::no_grad(|| {
+            let _autocast = Autocast::enter(self.device, self.bf16);
             let mut i = 0;
             while i < n {
                 let len = bs.min(n - i);
                 let xb = x.narrow(0, i, len).to_device(self.device);
                 let yb = y.narrow(0, i, len).to_device(self.device);
-                let logits = self.model.forward_t(&xb, false);
+                let logits = self.model.forward_t(&xb, false).to_kind(Kind::Float);
                 loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
                 correct += logits
                     .argmax(1, false)

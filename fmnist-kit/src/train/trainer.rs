@@ -20,6 +20,7 @@ use super::checkpoint::{
 use super::config::{LrSchedule, TrainConfig};
 use super::network::{Evaluation, TrainedNetwork};
 use super::optim::{to_channels_last, Optimizer, StepSettings};
+use super::precision::Autocast;
 use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
@@ -74,7 +75,8 @@ impl Trainer {
     ) -> Result<Trainer> {
         config.validate()?;
         let optimizer = Optimizer::new(&vs, model.as_ref())?;
-        let net = TrainedNetwork::from_parts(vs, model);
+        let mut net = TrainedNetwork::from_parts(vs, model);
+        net.bf16 = config.precision.resolve(net.device).0;
         let kind = net.kind.to_string();
         let state = TrainerState {
             model: kind.clone(),
@@ -184,12 +186,17 @@ impl Trainer {
         epoch: usize,
         batch: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let logits = if self.channels_last_active {
-            self.net.model().forward_t(&to_channels_last(xb), true)
-        } else {
-            self.net.model().forward_t(xb, true)
+        // Forward and loss under autocast (bf16 when configured), backward outside it.
+        let (logits, loss) = {
+            let _autocast = Autocast::enter(self.device, self.net.bf16);
+            let logits = if self.channels_last_active {
+                self.net.model().forward_t(&to_channels_last(xb), true)
+            } else {
+                self.net.model().forward_t(xb, true)
+            };
+            let loss = logits.cross_entropy_for_logits(yb);
+            (logits, loss)
         };
-        let loss = logits.cross_entropy_for_logits(yb);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             self.state.stopped = true;

@@ -10,6 +10,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::{load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk};
+use crate::train::Autocast;
 use crate::util::{cache_root, content_hash};
 
 /// Where a trunk's weights come from.
@@ -131,6 +132,8 @@ pub struct FeatureExtractor {
     pub device: Device,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// Forward passes in bf16 under autocast (see [`crate::train::Precision`]).
+    pub bf16: bool,
     vs: nn::VarStore,
     trunk: Box<dyn Trunk>,
 }
@@ -187,6 +190,7 @@ impl FeatureExtractor {
             weights,
             device,
             batch_size: 64,
+            bf16: false,
             vs,
             trunk,
         })
@@ -212,6 +216,7 @@ impl FeatureExtractor {
         let bs = self.batch_size.max(1) as i64;
         let mut out = Vec::with_capacity((n / bs + 1) as usize);
         tch::no_grad(|| -> Result<()> {
+            let _autocast = Autocast::enter(self.device, self.bf16);
             let mut i = 0;
             while i < n {
                 let len = bs.min(n - i);
@@ -233,10 +238,11 @@ impl FeatureExtractor {
     pub fn cache_path(&self, set: &ImageSet) -> PathBuf {
         let data = content_hash([set.images.as_slice(), set.labels.as_slice()]);
         cache_root().join("features").join(format!(
-            "{}-{}px-{}-{}.safetensors",
+            "{}-{}px-{}{}-{}.safetensors",
             self.backbone,
             self.image_size,
             self.weights.key(),
+            if self.bf16 { "-bf16" } else { "" },
             &data[..16]
         ))
     }

@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::models::{Backbone, Classifier, ModelKind, TransferConfig, TransferHead, TransferNet};
 use crate::profile::{Profile, ProfileSets};
 use crate::train::{
-    best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, TrainConfig,
-    TrainedNetwork, Trainer,
+    best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, Precision,
+    TrainConfig, TrainedNetwork, Trainer,
 };
 use crate::util::{read_json, write_json_atomic};
 
@@ -76,6 +76,7 @@ impl TransferRecipe {
             checkpoint_dir: None,
             eval_batch_size: 4096,
             channels_last: false,
+            precision: Precision::Fp32,
         }
     }
 
@@ -130,6 +131,8 @@ pub struct TransferOptions {
     pub resume: bool,
     pub verbose: bool,
     pub device: Option<Device>,
+    /// Forward passes of the trunk and of fine-tuning in fp32, bf16 or `auto`.
+    pub precision: Precision,
     pub seed: u64,
 }
 
@@ -144,6 +147,7 @@ impl Default for TransferOptions {
             resume: false,
             verbose: true,
             device: None,
+            precision: Precision::Fp32,
             seed: 13,
         }
     }
@@ -249,7 +253,8 @@ impl TransferRun {
             None => Weights::imagenet(backbone)?,
         };
         let device = options.device.unwrap_or_else(best_device);
-        let extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
+        let mut extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
+        extractor.bf16 = options.precision.resolve(device).0;
         let mut sets = profile.sets(kind, data)?;
         if let Some(n) = profile.transfer_validation_subset {
             sets.validation = sets.validation.first(n);
@@ -429,6 +434,7 @@ impl TransferRun {
             .recipe
             .fine_tune_config(epochs, sizes.batch_size, self.options.seed);
         config.verbose = self.options.verbose;
+        config.precision = self.options.precision;
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
         let (vs, net) = self.fine_tune_network()?;
         let mut trainer = Trainer::with_model(vs, net, config)?;

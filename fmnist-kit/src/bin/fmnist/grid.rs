@@ -7,7 +7,6 @@ use serde_json::json;
 
 use fmnist_kit::data;
 use fmnist_kit::grid::{refit_best, GridSearch, Shard};
-use fmnist_kit::train;
 
 use crate::{data_path, print_json, profile_arg};
 
@@ -63,7 +62,7 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
             println!("merged {n} record(s) from {}", other.display());
         }
     }
-    let device = train::best_device();
+    let device = crate::device();
     let outcome = search
         .run(Some(&dir), shard, device)
         .with_context(|| format!("grid search in {}", dir.display()))?;

@@ -1,15 +1,18 @@
 //! `fmnist`: the kit's command-line tool. `fmnist --help` lists the commands.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
+use fmnist_kit::train::{self, Precision};
 use fmnist_kit::{Profile, ProfileName};
 
 mod dataset;
+mod doctor;
 mod grid;
 mod training;
 mod transfer;
@@ -28,12 +31,38 @@ use transfer::{bench_embed, parse_backbone, run_embed, run_transfer, EmbedArgs, 
     about = "Fashion-MNIST workbench: data, training, transfer learning, grid search, evaluation, feature maps, t-SNE (see README.md)"
 )]
 struct Cli {
+    /// Where to compute: auto (the GPU when there is one), cpu, or cuda (an error without one).
+    #[arg(long, global = true, default_value = "auto")]
+    device: String,
+    /// Precision of forward passes: fp32, bf16 (autocast), or auto (bf16 on CUDA and on CPUs
+    /// with native bf16, fp32 elsewhere).
+    #[arg(long, global = true, default_value = "fp32")]
+    precision: String,
     #[command(subcommand)]
     command: Command,
 }
 
+static DEVICE: OnceLock<tch::Device> = OnceLock::new();
+static PRECISION: OnceLock<Precision> = OnceLock::new();
+
+/// The device chosen with `--device`.
+pub(crate) fn device() -> tch::Device {
+    DEVICE.get().copied().unwrap_or(tch::Device::Cpu)
+}
+
+/// The precision chosen with `--precision`.
+pub(crate) fn precision() -> Precision {
+    PRECISION.get().copied().unwrap_or_default()
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// What the kit sees: the libtorch it was built for and the one loaded, devices, threads,
+    /// CPU features, evcxr build folders, data and caches.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Build data/data.tar.gz (CSV members) from the official idx files, reproducibly.
     PrepareData {
         /// Folder holding the four idx .gz files.
@@ -197,7 +226,28 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Doctor { json } = cli.command {
+        return doctor::run_doctor(json);
+    }
+    doctor::check_torch()?;
+    let device = match cli.device.as_str() {
+        "auto" => train::best_device(),
+        "cpu" => tch::Device::Cpu,
+        "cuda" => {
+            let _ = train::best_device(); // loads libtorch's CUDA library when there is one
+            if !tch::Cuda::is_available() {
+                anyhow::bail!(
+                    "--device cuda: libtorch sees no CUDA device here (run `fmnist doctor` to see what it finds)"
+                );
+            }
+            tch::Device::Cuda(0)
+        }
+        other => anyhow::bail!("--device {other:?} is not one of auto, cpu, cuda"),
+    };
+    let _ = DEVICE.set(device);
+    let _ = PRECISION.set(cli.precision.parse()?);
     match cli.command {
+        Command::Doctor { .. } => Ok(()),
         Command::PrepareData {
             source,
             out,

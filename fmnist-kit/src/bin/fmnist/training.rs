@@ -79,7 +79,8 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         out: a.out,
         resume: a.resume,
         verbose: !a.json,
-        device: None,
+        device: Some(crate::device()),
+        precision: Some(crate::precision()),
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
     if !a.json {
@@ -137,7 +138,8 @@ pub(crate) fn run_evaluate(
     data: Option<PathBuf>,
     json_out: bool,
 ) -> Result<()> {
-    let (kind, net) = open_checkpoint(checkpoint, model, train::best_device())?;
+    let (kind, mut net) = open_checkpoint(checkpoint, model, crate::device())?;
+    net.set_precision(crate::precision());
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let preds = net.predict(&d.test)?;
@@ -180,7 +182,7 @@ pub(crate) fn run_features(
     json_out: bool,
 ) -> Result<()> {
     use fmnist_kit::features;
-    let device = train::best_device();
+    let device = crate::device();
     let (kind, net) = open_checkpoint(checkpoint, model, device)?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
@@ -252,7 +254,8 @@ pub(crate) fn bench_train(
         LayoutArg::ChannelsLast => config.channels_last = true,
     }
     config.verbose = false;
-    let device = train::best_device();
+    config.precision = crate::precision();
+    let device = crate::device();
     let set = d
         .train
         .first((config.batch_size * steps.max(8)).min(d.train.len()));

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
-use fmnist_kit::train;
 use fmnist_kit::transfer::{FeatureExtractor, TransferOptions, TransferRun, Weights};
 use fmnist_kit::util::write_atomic;
 
@@ -103,8 +102,9 @@ pub(crate) fn run_embed(a: EmbedArgs) -> Result<()> {
         .or(profile.sizes(kind).input_size)
         .unwrap_or(a.backbone.min_input());
     let weights = weights_arg(a.backbone, &a.weights)?;
-    let extractor = FeatureExtractor::new(a.backbone, &weights, size, train::best_device())
+    let mut extractor = FeatureExtractor::new(a.backbone, &weights, size, crate::device())
         .with_context(|| format!("preparing the {} trunk", a.backbone.title()))?;
+    extractor.bf16 = crate::precision().resolve(extractor.device).0;
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let (split, name) = match a.split {
@@ -171,7 +171,8 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
         out: a.out,
         resume: a.resume,
         verbose: !a.json,
-        device: None,
+        device: Some(crate::device()),
+        precision: crate::precision(),
         seed: a.seed,
     };
     let mut run = TransferRun::prepare(kind, &profile, &d, options)?;
@@ -213,10 +214,11 @@ pub(crate) fn bench_embed(
         );
     }
     let set = d.test.first(images);
-    let device = train::best_device();
+    let device = crate::device();
     let mut extractor =
         FeatureExtractor::new(backbone, &Weights::Random { seed: 1 }, size, device)?;
     extractor.batch_size = batch;
+    extractor.bf16 = crate::precision().resolve(device).0;
     let _ = extractor.extract(&set.first(batch.min(images)))?; // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {
