@@ -220,12 +220,19 @@ impl Profile {
     }
 
     /// The images `kind` trains, validates and tests on: the 80/20 split cut to the network's
-    /// training subset and the profile's validation subset, and the profile's test subset.
+    /// training subset and the profile's validation subset (its transfer validation subset for a
+    /// network with an ImageNet backbone), and the profile's test subset.
     pub fn sets(&self, kind: ModelKind, data: &FashionMnist) -> Result<ProfileSets> {
         let split = data.split()?;
+        let mut validation = cut(split.validation, self.validation_subset);
+        // A transfer network runs its trunk over the validation images every epoch: fewer of
+        // them, the same for the two-stage run and for the same network from scratch.
+        if kind.spec().backbone.is_some() {
+            validation = cut(validation, self.transfer_validation_subset);
+        }
         Ok(ProfileSets {
             train: cut(split.train, self.sizes(kind).train_subset),
-            validation: cut(split.validation, self.validation_subset),
+            validation,
             test: self.test_set(data),
         })
     }

@@ -255,10 +255,7 @@ impl TransferRun {
         let device = options.device.unwrap_or_else(best_device);
         let mut extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
         extractor.bf16 = options.precision.resolve(device).0;
-        let mut sets = profile.sets(kind, data)?;
-        if let Some(n) = profile.transfer_validation_subset {
-            sets.validation = sets.validation.first(n);
-        }
+        let sets = profile.sets(kind, data)?;
         let checkpoints = CheckpointDir(
             options
                 .out
