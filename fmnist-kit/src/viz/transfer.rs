@@ -45,8 +45,9 @@ pub fn backbone_inputs(set: &ImageSet, backbone: Backbone, size: usize) -> Resul
         )?);
     }
     // About 120 screen pixels per image in both rows.
-    let big = (120 / 28).max(1) as u32;
-    let small = (120 / size).max(1) as u32;
+    const SCREEN: usize = 120;
+    let big = (SCREEN / crate::data::IMAGE_SIDE).max(1) as u32;
+    let small = (SCREEN / size).max(1) as u32;
     let grid = |tiles: &[ImageTile], scale: u32, title: String| {
         image_grid(
             tiles,
