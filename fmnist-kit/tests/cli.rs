@@ -16,16 +16,6 @@ fn fmnist(args: &[&str], cache: &Path) -> Output {
         .expect("the fmnist binary runs")
 }
 
-fn json_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "fmnist failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
 #[test]
 fn prepare_data_then_data_info() {
     let dir = tempfile::tempdir().unwrap();

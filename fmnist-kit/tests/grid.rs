@@ -32,13 +32,7 @@ fn grid_cmd(data: &Path, out: &Path, extra: &[&str], cache: &Path) -> Command {
 }
 
 fn json(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "fmnist grid failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    json_of(&out)
 }
 
 fn records(dir: &Path) -> usize {

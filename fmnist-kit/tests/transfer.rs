@@ -38,16 +38,6 @@ fn fmnist(args: &[&str], data: &Path, cache: &Path) -> Output {
         .expect("the fmnist binary runs")
 }
 
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "fmnist failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 fn failure(out: &Output) -> String {
     assert!(
         !out.status.success(),
@@ -88,7 +78,7 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
         "--json",
     ];
 
-    let first = json(&fmnist(&base, &idx, &cache));
+    let first = json_of(&fmnist(&base, &idx, &cache));
     assert_eq!(first["backbone"], "efficientnet-lite0", "{first}");
     assert_eq!(first["image_size"], 32);
     assert_eq!(first["weights"]["path"], w);
@@ -119,7 +109,7 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     let mut resumed_args = base.to_vec();
     resumed_args.extend(["--resume", "--epochs", "2"]);
     let resumed = fmnist(&resumed_args, &idx, &cache);
-    let second = json(&resumed);
+    let second = json_of(&resumed);
     assert_eq!(second["frozen_test_accuracy"].as_f64(), Some(frozen));
     assert_eq!(second["stage2_epochs"], 2, "{second}");
     let history: Value = serde_json::from_slice(
@@ -136,13 +126,13 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     let cached_out = dir.path().join("again");
     let mut again = base.to_vec();
     again[8] = cached_out.to_str().unwrap();
-    let third = json(&fmnist(&again, &idx, &cache));
+    let third = json_of(&fmnist(&again, &idx, &cache));
     assert_eq!(third["features_from_cache"], true, "{third}");
     assert_eq!(third["frozen_test_accuracy"].as_f64(), Some(frozen));
 
     // `fmnist evaluate` finds the network from result.json beside the checkpoint.
     let checkpoint = second["checkpoint"].as_str().expect("a checkpoint path");
-    let eval = json(&fmnist(
+    let eval = json_of(&fmnist(
         &["evaluate", "--json", "--checkpoint", checkpoint],
         &idx,
         &cache,
@@ -168,7 +158,7 @@ fn embed_writes_features_and_labels_random_weights() {
     let weights = lite0_weights();
     let csv_of = |name: &str, w: &str| {
         let path = dir.path().join(name);
-        let v = json(&fmnist(
+        let v = json_of(&fmnist(
             &[
                 "embed",
                 "--backbone",

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::process::Output;
 
 use fmnist_kit::data::{ImageSet, PIXELS};
 
@@ -130,4 +131,16 @@ pub fn write_idx_folder(dir: &Path, train: &ImageSet, test: &ImageSet) {
     std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), idx_labels(train)).unwrap();
     std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), idx_images(test)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), idx_labels(test)).unwrap();
+}
+
+/// The JSON an `fmnist ... --json` run printed; fails the test with its stdout and stderr when
+/// the command failed.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "fmnist failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
