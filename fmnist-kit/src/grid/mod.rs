@@ -90,6 +90,9 @@ impl GridPoint {
             seed: settings.seed,
             verbose: false,
             channels_last: true,
+            // A fit is scored after its last epoch only: skipping the other epochs' validation
+            // trains the same weights in less time.
+            validate_every_epoch: false,
             ..Default::default()
         }
     }

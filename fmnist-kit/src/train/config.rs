@@ -119,6 +119,12 @@ pub struct TrainConfig {
     /// Forward passes in fp32, in bf16 under autocast, or `auto` (bf16 on CUDA and on CPUs with
     /// AMX, see [`Precision::resolve`]); the optimiser keeps fp32 weights either way.
     pub precision: Precision,
+    /// Score the validation set after every epoch (the default), or only after the last one,
+    /// as a grid-search fit needs: training is the same either way (each epoch's shuffle,
+    /// augmentation and dropout derive from the seed and the epoch), and the other epochs'
+    /// validation figures are then NaN. Only without what reads every epoch's validation loss:
+    /// early stopping, reduce-on-plateau, `restore_best` and a checkpoint folder.
+    pub validate_every_epoch: bool,
 }
 
 impl Default for TrainConfig {
@@ -145,6 +151,7 @@ impl Default for TrainConfig {
             eval_batch_size: 1000,
             channels_last: false,
             precision: Precision::Fp32,
+            validate_every_epoch: true,
         }
     }
 }
@@ -205,6 +212,23 @@ impl TrainConfig {
         }
         if self.weight_decay < 0.0 {
             return Err(Error::param("weight_decay", "must not be negative"));
+        }
+        if !self.validate_every_epoch {
+            let reads_every_epoch = [
+                (self.early_stopping_patience.is_some(), "early stopping"),
+                (
+                    matches!(self.schedule, LrSchedule::ReduceOnPlateau(_)),
+                    "reduce-on-plateau",
+                ),
+                (self.restore_best, "restore_best"),
+                (self.checkpoint_dir.is_some(), "a checkpoint folder"),
+            ];
+            if let Some((_, what)) = reads_every_epoch.iter().find(|(on, _)| *on) {
+                return Err(Error::param(
+                    "validate_every_epoch",
+                    format!("false needs every epoch's validation loss off, but {what} reads it"),
+                ));
+            }
         }
         Ok(())
     }

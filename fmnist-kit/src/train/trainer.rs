@@ -445,13 +445,19 @@ impl Trainer {
                 }
             }
             let train_seconds = start.elapsed().as_secs_f64();
-            let val = self.net.evaluate_tensors(x_val, y_val)?;
+            let (val_loss, val_accuracy) =
+                if self.config.validate_every_epoch || epoch >= self.config.epochs {
+                    let val = self.net.evaluate_tensors(x_val, y_val)?;
+                    (val.loss, val.accuracy)
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum.double_value(&[]) / n as f64,
                 train_accuracy: correct.int64_value(&[]) as f64 / n as f64,
-                val_loss: val.loss,
-                val_accuracy: val.accuracy,
+                val_loss,
+                val_accuracy,
                 learning_rate: self.state.learning_rate,
                 seconds: start.elapsed().as_secs_f64(),
                 images_per_s: n as f64 / train_seconds,
@@ -470,7 +476,7 @@ impl Trainer {
                 );
             }
             self.history.epochs.push(record);
-            self.end_of_epoch(val.loss)?;
+            self.end_of_epoch(val_loss)?;
         }
         Ok(())
     }

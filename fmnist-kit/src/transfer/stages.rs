@@ -77,6 +77,7 @@ impl TransferRecipe {
             eval_batch_size: 4096,
             channels_last: false,
             precision: Precision::Fp32,
+            validate_every_epoch: true,
         }
     }
 

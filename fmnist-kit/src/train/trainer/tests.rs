@@ -133,3 +133,51 @@ fn bad_settings_are_errors() {
         .load_weights(Path::new("/nonexistent/best.safetensors"))
         .is_err());
 }
+
+#[test]
+fn validating_after_the_last_epoch_only_trains_and_scores_the_same() {
+    let (train, val) = (bands(256, 7), bands(60, 8));
+    let every = TrainConfig {
+        early_stopping_patience: None,
+        schedule: LrSchedule::Constant,
+        restore_best: false,
+        ..quick_config(3)
+    };
+    let last_only = TrainConfig {
+        validate_every_epoch: false,
+        ..every.clone()
+    };
+    let mut a = Trainer::new(ModelKind::Cnn4, every, Device::Cpu).unwrap();
+    let mut b = Trainer::new(ModelKind::Cnn4, last_only, Device::Cpu).unwrap();
+    a.fit(&train, &val).unwrap();
+    b.fit(&train, &val).unwrap();
+    let (ea, eb) = (&a.history.epochs, &b.history.epochs);
+    assert_eq!(ea.len(), 3);
+    for (x, y) in ea.iter().zip(eb) {
+        assert_eq!(x.train_loss.to_bits(), y.train_loss.to_bits(), "epoch {}", x.epoch);
+    }
+    assert!(eb[..2].iter().all(|e| e.val_loss.is_nan()));
+    assert_eq!(ea[2].val_loss.to_bits(), eb[2].val_loss.to_bits());
+    assert_eq!(ea[2].val_accuracy.to_bits(), eb[2].val_accuracy.to_bits());
+
+    // Whatever reads every epoch's validation loss refuses the setting.
+    for bad in [
+        TrainConfig {
+            validate_every_epoch: false,
+            ..quick_config(3)
+        },
+        TrainConfig {
+            restore_best: true,
+            ..b.config.clone()
+        },
+        TrainConfig {
+            checkpoint_dir: Some("/tmp/x".into()),
+            ..b.config.clone()
+        },
+    ] {
+        let err = Trainer::new(ModelKind::Cnn4, bad, Device::Cpu)
+            .err()
+            .expect("an error");
+        assert!(err.to_string().contains("validate_every_epoch"), "{err}");
+    }
+}
