@@ -50,9 +50,7 @@ fn failure(out: &Output) -> String {
 }
 
 fn accuracy(v: &Value, key: &str) -> f64 {
-    let a = v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no {key} in {v}"));
+    let a = v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"));
     assert!((0.0..=1.0).contains(&a), "{key} = {a}");
     a
 }
@@ -90,7 +88,10 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     let frozen = accuracy(&first, "frozen_test_accuracy");
     accuracy(&first, "test_accuracy");
     for key in ["feature_seconds", "stage1_seconds", "stage2_seconds"] {
-        assert!(first[key].as_f64().is_some_and(|s| s > 0.0), "{key}: {first}");
+        assert!(
+            first[key].as_f64().is_some_and(|s| s > 0.0),
+            "{key}: {first}"
+        );
     }
     assert_eq!(first["stage2_epochs"], 1);
     assert_eq!(first["features_from_cache"], false);
@@ -99,7 +100,11 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
         "{first}"
     );
     for file in ["result.json", "transfer.json"] {
-        assert!(out.join(file).is_file(), "{file} missing in {}", out.display());
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing in {}",
+            out.display()
+        );
     }
     let checkpoint = first["checkpoint"].as_str().expect("a checkpoint path");
     assert!(Path::new(checkpoint).is_file(), "{checkpoint}");
@@ -184,7 +189,9 @@ fn embed_writes_features_and_labels_random_weights() {
     let (imagenet, a) = csv_of("imagenet.csv", weights.to_str().unwrap());
     let (random, b) = csv_of("random.csv", "random");
     assert_eq!(imagenet["weights"]["path"], weights.to_str().unwrap());
-    let label = random["weights"].as_str().expect("random weights as a string");
+    let label = random["weights"]
+        .as_str()
+        .expect("random weights as a string");
     assert!(label.starts_with("random"), "{label}");
 
     for csv in [&a, &b] {
@@ -192,7 +199,10 @@ fn embed_writes_features_and_labels_random_weights() {
         assert_eq!(lines.len(), 9, "a header and 8 rows");
         let header: Vec<&str> = lines[0].split(',').collect();
         assert_eq!(header.len(), 1281);
-        assert_eq!((header[0], header[1], header[1280]), ("index", "f0", "f1279"));
+        assert_eq!(
+            (header[0], header[1], header[1280]),
+            ("index", "f0", "f1279")
+        );
         for (i, line) in lines[1..].iter().enumerate() {
             let fields: Vec<&str> = line.split(',').collect();
             assert_eq!(fields[0], i.to_string());
@@ -233,7 +243,15 @@ fn inception_weights_and_sizes_are_clear_errors() {
 
     // No weights given, none in the environment: it says how to make them, never a random trunk.
     let err = failure(&fmnist(
-        &["embed", "--backbone", "inception-v3", "--first", "2", "--out", o],
+        &[
+            "embed",
+            "--backbone",
+            "inception-v3",
+            "--first",
+            "2",
+            "--out",
+            o,
+        ],
         &idx,
         &cache,
     ));

@@ -154,7 +154,12 @@ fn validating_after_the_last_epoch_only_trains_and_scores_the_same() {
     let (ea, eb) = (&a.history.epochs, &b.history.epochs);
     assert_eq!(ea.len(), 3);
     for (x, y) in ea.iter().zip(eb) {
-        assert_eq!(x.train_loss.to_bits(), y.train_loss.to_bits(), "epoch {}", x.epoch);
+        assert_eq!(
+            x.train_loss.to_bits(),
+            y.train_loss.to_bits(),
+            "epoch {}",
+            x.epoch
+        );
     }
     assert!(eb[..2].iter().all(|e| e.val_loss.is_nan()));
     assert_eq!(ea[2].val_loss.to_bits(), eb[2].val_loss.to_bits());
