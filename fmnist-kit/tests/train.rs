@@ -10,7 +10,7 @@ use common::synthetic_set;
 use fmnist_kit::augment::AugmentConfig;
 use fmnist_kit::data::ImageSet;
 use fmnist_kit::models::ModelKind;
-use fmnist_kit::train::{Recipe, TrainConfig, Trainer};
+use fmnist_kit::train::{LrSchedule, Recipe, TrainConfig, Trainer};
 use tch::{Device, Kind};
 
 static TORCH_RNG: Mutex<()> = Mutex::new(());
@@ -240,4 +240,60 @@ fn the_grid_search_really_varies_every_hyperparameter() {
     assert!(report.to_html().0.contains("<td>1</td>"));
     let chart = report.effects_chart().unwrap();
     assert!(chart.width > 0 && chart.height > 0);
+}
+
+#[test]
+fn validating_after_the_last_epoch_only_trains_and_scores_the_same() {
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, val) = (synthetic_set(256, 7), synthetic_set(60, 8));
+    let every = TrainConfig {
+        early_stopping_patience: None,
+        schedule: LrSchedule::Constant,
+        restore_best: false,
+        ..config(3, AugmentConfig::original_cnn())
+    };
+    let last_only = TrainConfig {
+        validate_every_epoch: false,
+        ..every.clone()
+    };
+    let fit = |cfg: TrainConfig| {
+        tch::manual_seed(5);
+        let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+        t.fit(&train, &val).unwrap();
+        t.history.epochs.clone()
+    };
+    let (a, b) = (fit(every), fit(last_only.clone()));
+    assert_eq!(a.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.train_loss.to_bits(),
+            y.train_loss.to_bits(),
+            "epoch {}",
+            x.epoch
+        );
+    }
+    assert!(b[..2].iter().all(|e| e.val_loss.is_nan()));
+    assert_eq!(a[2].val_loss.to_bits(), b[2].val_loss.to_bits());
+    assert_eq!(a[2].val_accuracy.to_bits(), b[2].val_accuracy.to_bits());
+
+    // Whatever reads every epoch's validation loss refuses the setting.
+    for bad in [
+        TrainConfig {
+            validate_every_epoch: false,
+            ..config(3, AugmentConfig::default())
+        },
+        TrainConfig {
+            restore_best: true,
+            ..last_only.clone()
+        },
+        TrainConfig {
+            checkpoint_dir: Some("/tmp/x".into()),
+            ..last_only.clone()
+        },
+    ] {
+        let err = Trainer::new(ModelKind::Cnn4, bad, Device::Cpu)
+            .err()
+            .expect("an error");
+        assert!(err.to_string().contains("validate_every_epoch"), "{err}");
+    }
 }
