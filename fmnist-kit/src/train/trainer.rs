@@ -76,7 +76,7 @@ impl Trainer {
         config.validate()?;
         let optimizer = Optimizer::new(&vs, model.as_ref())?;
         let mut net = TrainedNetwork::from_parts(vs, model);
-        net.bf16 = config.precision.resolve(net.device).0;
+        net.set_precision(config.precision);
         let kind = net.kind.to_string();
         let state = TrainerState {
             model: kind.clone(),

@@ -10,7 +10,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::{load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk};
-use crate::train::Autocast;
+use crate::train::{Autocast, Precision};
 use crate::util::{cache_root, content_hash};
 
 /// Where a trunk's weights come from.
@@ -151,6 +151,12 @@ impl std::fmt::Debug for FeatureExtractor {
 }
 
 impl FeatureExtractor {
+    /// Sets the precision of the trunk's forward passes (bf16 autocast where `precision`
+    /// resolves to it on this extractor's device).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.bf16 = precision.resolve(self.device).0;
+    }
+
     /// The trunk of `backbone` with `weights`, taking images resized to `image_size`. On the
     /// CPU its kernels are put in channels-last order (measured faster for both trunks).
     pub fn new(

@@ -255,7 +255,7 @@ impl TransferRun {
         };
         let device = options.device.unwrap_or_else(best_device);
         let mut extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
-        extractor.bf16 = options.precision.resolve(device).0;
+        extractor.set_precision(options.precision);
         let sets = profile.sets(kind, data)?;
         let checkpoints = CheckpointDir(
             options

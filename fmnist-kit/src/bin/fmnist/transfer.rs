@@ -104,7 +104,7 @@ pub(crate) fn run_embed(a: EmbedArgs) -> Result<()> {
     let weights = weights_arg(a.backbone, &a.weights)?;
     let mut extractor = FeatureExtractor::new(a.backbone, &weights, size, crate::device())
         .with_context(|| format!("preparing the {} trunk", a.backbone.title()))?;
-    extractor.bf16 = crate::precision().resolve(extractor.device).0;
+    extractor.set_precision(crate::precision());
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let (split, name) = match a.split {
@@ -218,7 +218,7 @@ pub(crate) fn bench_embed(
     let mut extractor =
         FeatureExtractor::new(backbone, &Weights::Random { seed: 1 }, size, device)?;
     extractor.batch_size = batch;
-    extractor.bf16 = crate::precision().resolve(device).0;
+    extractor.set_precision(crate::precision());
     let _ = extractor.extract(&set.first(batch.min(images)))?; // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {
