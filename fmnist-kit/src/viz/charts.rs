@@ -58,7 +58,19 @@ impl BarChart {
             .flat_map(|(_, v)| v.iter().copied())
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
-        let y_max = if max > 0.0 { max * 1.15 } else { 1.0 };
+        // Headroom above the tallest bar for its value label and, with several series, for
+        // the legend in the upper right (about 8% of the height per series), so that neither
+        // covers a bar.
+        let legend = if self.series.len() > 1 {
+            0.08 * self.series.len() as f64
+        } else {
+            0.0
+        };
+        let y_max = if max > 0.0 {
+            max * (1.15 + legend)
+        } else {
+            1.0
+        };
         let cats = self.categories.clone();
         let k = self.series.len() as f64;
         Figure::draw(self.width, self.height, |root| {
