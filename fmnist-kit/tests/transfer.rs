@@ -1,6 +1,7 @@
 //! `fmnist transfer` and `fmnist embed` end to end on synthetic data in the smoke profile, with
 //! the real EfficientNet-Lite0 ImageNet weights (installed by `make setup`): the JSON a run
-//! writes, `--resume` reading stage 1 back and continuing stage 2, `fmnist evaluate` on the
+//! writes, `--resume` reading stage 1 back and continuing stage 2 (and neither, for another
+//! image size), `fmnist evaluate` on the
 //! transfer checkpoint without `--model`, `--weights random` labelled so, and clear errors for
 //! missing InceptionV3 weights and a too-small image size.
 
@@ -153,6 +154,16 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
         (ours - theirs).abs() <= 0.0101,
         "evaluate {ours} vs transfer {theirs}"
     );
+
+    // `--resume` with another image size: stage 1 runs again, and stage 2 starts afresh
+    // instead of continuing the checkpoint of the other run.
+    let mut other_args = base.to_vec();
+    other_args.extend(["--resume", "--size", "40"]);
+    let other = json_of(&fmnist(&other_args, &idx, &cache));
+    assert_eq!(other["image_size"], 40);
+    assert_eq!(other["features_from_cache"], false, "{other}");
+    // The 32-px checkpoint had 2 epochs; continuing it would report 2.
+    assert_eq!(other["stage2_epochs"], 1, "{other}");
 }
 
 #[test]

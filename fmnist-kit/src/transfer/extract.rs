@@ -240,11 +240,17 @@ impl FeatureExtractor {
     }
 
     /// The cache file of `set`'s features: keyed by the backbone, the image size, the weights
-    /// (sha256, or the random seed) and a hash of the images and labels.
+    /// (sha256, or the random seed and the kind of device whose generator drew them: the CPU's
+    /// and CUDA's give different trunks from one seed) and a hash of the images and labels.
     pub fn cache_path(&self, set: &ImageSet) -> PathBuf {
         let data = content_hash([set.images.as_slice(), set.labels.as_slice()]);
+        let drawn_on = match (&self.weights, self.device) {
+            (WeightsRecord::Random(_), Device::Cpu) => "-cpu",
+            (WeightsRecord::Random(_), _) => "-cuda",
+            (WeightsRecord::ImageNet { .. }, _) => "",
+        };
         cache_root().join("features").join(format!(
-            "{}-{}px-{}{}-{}.safetensors",
+            "{}-{}px-{}{drawn_on}{}-{}.safetensors",
             self.backbone,
             self.image_size,
             self.weights.key(),

@@ -20,7 +20,7 @@ use crate::train::{
     best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, Precision,
     TrainConfig, TrainedNetwork, Trainer,
 };
-use crate::util::{read_json, write_json_atomic};
+use crate::util::{content_hash, read_json, write_json_atomic};
 
 /// Which settings the two stages use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +167,10 @@ pub struct StageOne {
     /// The weights key of the trunk the head was trained on, and the image size.
     pub weights: WeightsRecord,
     pub image_size: usize,
+    /// A hash of everything that determines the head (see `TransferRun::stage_one_key`): a
+    /// stage 1 is read back only into a run with the same key.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// What `fmnist transfer` reports and `transfer.json` holds.
@@ -217,6 +221,8 @@ pub struct TransferRun {
     pub result: Option<TransferResult>,
     options: TransferOptions,
     stage2_seconds: f64,
+    /// True when stage 1 was read back (so stage 2's checkpoint may continue from it).
+    stage1_read_back: bool,
 }
 
 impl std::fmt::Debug for TransferRun {
@@ -228,6 +234,8 @@ impl std::fmt::Debug for TransferRun {
 const STAGE1_HEAD: &str = "stage1-head.safetensors";
 const STAGE1: &str = "stage1.json";
 const TRANSFER: &str = "transfer.json";
+/// The key of the run whose stage-2 checkpoint is in the folder.
+const STAGE2_KEY: &str = "stage2-key.json";
 
 impl TransferRun {
     /// The profile's sets and sizes for the transfer network `kind`, and its trunk with
@@ -282,6 +290,7 @@ impl TransferRun {
             result: None,
             options,
             stage2_seconds: 0.0,
+            stage1_read_back: false,
         })
     }
 
@@ -323,6 +332,7 @@ impl TransferRun {
                 ));
                 self.stage1 = Some(one);
                 self.head = Some(head);
+                self.stage1_read_back = true;
             }
         }
         if self.stage1.is_none() {
@@ -377,6 +387,7 @@ impl TransferRun {
                 train_seconds,
                 weights: self.extractor.weights.clone(),
                 image_size: self.config.input_size,
+                key: self.stage_one_key()?,
             };
             head.save_weights(&dir.join(STAGE1_HEAD))?;
             write_json_atomic(&dir.join(STAGE1), &one)?;
@@ -394,9 +405,9 @@ impl TransferRun {
             return Ok(None);
         }
         let one: StageOne = read_json(&json)?;
-        if one.weights != self.extractor.weights || one.image_size != self.config.input_size {
+        if one.key != self.stage_one_key()? {
             self.say(format!(
-                "{} was made with other weights or another image size: stage 1 runs again",
+                "{} was made with other weights, image size, images, seed or head epochs: stage 1 runs again",
                 json.display()
             ));
             return Ok(None);
@@ -404,6 +415,35 @@ impl TransferRun {
         let mut head = new_head(self.backbone, &self.config, self.extractor.device)?;
         head.load_weights(&weights)?;
         Ok(Some((one, head)))
+    }
+
+    /// A hash of what determines stage 1's head: the trunk's weights, the image size, the
+    /// features' precision, the training, validation and test images, the seed and the head's
+    /// epochs.
+    fn stage_one_key(&self) -> Result<String> {
+        let sets: Vec<String> = [&self.sets.train, &self.sets.validation, &self.sets.test]
+            .iter()
+            .map(|s| content_hash([s.images.as_slice(), s.labels.as_slice()]))
+            .collect();
+        key_of(&(
+            &self.extractor.weights,
+            self.config.input_size,
+            self.extractor.bf16,
+            sets,
+            self.options.seed,
+            self.profile.transfer_head_epochs,
+        ))
+    }
+
+    /// A hash of what a stage-2 checkpoint continues: stage 1's key, the recipe, the batch size
+    /// and the precision (not the epochs: `--resume --epochs N` extends a finished run).
+    fn stage_two_key(&self, batch_size: usize) -> Result<String> {
+        key_of(&(
+            self.stage_one_key()?,
+            self.recipe,
+            batch_size,
+            self.options.precision,
+        ))
     }
 
     /// The network of stage 2: the extractor's trunk, stage 1's head, the first part of the
@@ -436,14 +476,27 @@ impl TransferRun {
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
         let (vs, net) = self.fine_tune_network()?;
         let mut trainer = Trainer::with_model(vs, net, config)?;
+        let key_file = self.checkpoints.path().join(STAGE2_KEY);
+        let key = self.stage_two_key(sizes.batch_size)?;
         if self.options.resume && self.checkpoints.can_resume() {
-            trainer.restore(self.checkpoints.path())?;
-            self.say(format!(
-                "stage 2 resumed from {} after epoch {}",
-                self.checkpoints.path().display(),
-                trainer.epochs_done()
-            ));
+            // The checkpoint continues only the run it belongs to: the same stage 1 (read
+            // back, not trained again), recipe, batch size and precision.
+            let saved: Option<String> = read_json(&key_file).ok();
+            if self.stage1_read_back && saved.as_deref() == Some(key.as_str()) {
+                trainer.restore(self.checkpoints.path())?;
+                self.say(format!(
+                    "stage 2 resumed from {} after epoch {}",
+                    self.checkpoints.path().display(),
+                    trainer.epochs_done()
+                ));
+            } else {
+                self.say(format!(
+                    "the stage-2 checkpoint in {} belongs to another run (stage 1, recipe, batch size or precision): fine-tuning starts again",
+                    self.checkpoints.path().display()
+                ));
+            }
         }
+        write_json_atomic(&key_file, &key)?;
         self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
         let start = Instant::now();
         trainer.fit(&self.sets.train, &self.sets.validation)?;
@@ -506,6 +559,15 @@ impl TransferRun {
         self.stage_one()?;
         Ok(self.stage_two()?.clone())
     }
+}
+
+/// A short hash of `what`'s JSON.
+fn key_of(what: &impl Serialize) -> Result<String> {
+    let text = serde_json::to_vec(what).map_err(|e| Error::Json {
+        path: PathBuf::from(STAGE1),
+        source: e,
+    })?;
+    Ok(content_hash([text.as_slice()])[..16].to_string())
 }
 
 /// A fresh head (as a network on features) for `backbone`.
