@@ -60,6 +60,11 @@ pub enum Error {
         message: String,
     },
 
+    /// Training diverged: the loss became NaN or infinite. A grid search records such a fit as
+    /// diverged instead of stopping.
+    #[error("training diverged: {0}")]
+    Diverged(String),
+
     /// A libtorch operation failed (shape mismatch, device error, ...).
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),

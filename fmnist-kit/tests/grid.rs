@@ -1,7 +1,8 @@
 //! `fmnist grid` end to end, on synthetic data in the smoke profile: a search killed with
 //! SIGKILL and rerun equals an uninterrupted one and reruns only the missing fits; two shards
 //! run concurrently (one shared folder, or two folders merged) equal one process; the refit is
-//! usable by `fmnist evaluate`; bad input is a clear error.
+//! usable by `fmnist evaluate` and read back by a rerun; a diverging fit is recorded and ranks
+//! last; bad input is a clear error.
 
 mod common;
 
@@ -191,6 +192,68 @@ fn killed_and_rerun_equals_uninterrupted_and_shards_equal_one_process() {
         "evaluate {} vs refit {acc}",
         eval["accuracy"]
     );
+    assert_eq!(refit["refit_read_back"], false);
+
+    // A second run reads the refit back instead of training it again.
+    let again = json(
+        grid_cmd(&d, &dir("straight"), &[], &cache)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(again["refit_read_back"], true);
+    assert_eq!(again["refit"], refit["refit"]);
+}
+
+#[test]
+fn a_diverging_fit_is_recorded_and_ranks_last() {
+    use fmnist_kit::grid::{GridSearch, GridSettings, GridSpec, Shard};
+    use fmnist_kit::train::OptimizerKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = GridSpec {
+        // 1e30 overflows the weights on the first update.
+        learning_rates: vec![1e-3, 1e30],
+        optimizers: vec![(
+            "sgd".into(),
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+        )],
+        dropouts: vec![0.25],
+        dense_sizes: vec![64],
+    };
+    let settings = GridSettings {
+        folds: 2,
+        epochs: 1,
+        batch_size: 32,
+        verbose: false,
+        ..Default::default()
+    };
+    let search = GridSearch::new(spec, settings, synthetic_set(200, 3)).unwrap();
+    let first = search
+        .run(Some(tmp.path()), Shard::ALL, tch::Device::Cpu)
+        .unwrap();
+    let report = first.report.expect("every fit ran");
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(report.rows[0].point.learning_rate, 1e-3);
+    assert!(report.rows[0].mean_score.is_finite());
+    assert_eq!(report.diverged.len(), 1);
+    let d = &report.diverged[0];
+    assert_eq!((d.point.learning_rate, d.folds.clone()), (1e30, vec![0, 1]));
+    assert!(d.reason.contains("training loss became"), "{}", d.reason);
+    assert!(report.to_html().0.contains("diverged on fold 1, 2"));
+    let text = std::fs::read_to_string(tmp.path().join("report.json")).unwrap();
+    assert!(
+        text.contains("\"diverged\"") && !text.contains("null"),
+        "{text}"
+    );
+
+    // The diverged fits are recorded: a rerun trains nothing and gives the same report.
+    let again = search
+        .run(Some(tmp.path()), Shard::ALL, tch::Device::Cpu)
+        .unwrap();
+    assert_eq!((again.fits_run, again.fits_reused), (0, 4));
+    assert!(again.report.expect("complete").same_scores(&report));
 }
 
 #[test]

@@ -20,8 +20,8 @@ mod report;
 mod search;
 
 pub use records::{FitRecord, SearchIdentity, Shard};
-pub use refit::{refit_best, RefitResult};
-pub use report::{GridReport, GridRow};
+pub use refit::{refit_best, refit_best_or_saved, saved_refit, RefitResult, REFIT_FILE};
+pub use report::{DivergedPoint, FitScore, GridReport, GridRow};
 pub use search::{GridSearch, SearchOutcome};
 
 /// The values to try for each hyperparameter.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{GridPoint, GridSettings, GridSpec};
+use super::{FitScore, GridPoint, GridSettings, GridSpec};
 use crate::error::{Error, Result};
 use crate::util::{content_hash, read_json, write_json_atomic};
 
@@ -31,7 +31,16 @@ impl SearchIdentity {
     /// The key of fit (`point`, `fold`) of this search: a hash of the identity, the point and
     /// the fold, so that a record can never be taken for another search's fit.
     pub fn fit_key(&self, point: &GridPoint, fold: usize) -> Result<String> {
-        let text = serde_json::to_vec(&(self, point, fold)).map_err(|e| Error::Json {
+        self.key_of(&(self, point, fold))
+    }
+
+    /// The key of the refit of `point` on all the search's images.
+    pub fn refit_key(&self, point: &GridPoint) -> Result<String> {
+        self.key_of(&(self, point, "refit on all images"))
+    }
+
+    fn key_of(&self, what: &impl Serialize) -> Result<String> {
+        let text = serde_json::to_vec(what).map_err(|e| Error::Json {
             path: PathBuf::from(SEARCH_FILE),
             source: e,
         })?;
@@ -45,7 +54,7 @@ impl SearchIdentity {
             self.spec.points().len(),
             self.settings.folds,
             self.images,
-            &self.data_hash[..12.min(self.data_hash.len())],
+            self.data_hash.chars().take(12).collect::<String>(),
             self.settings.epochs,
             self.settings.batch_size,
             self.settings.seed
@@ -85,18 +94,67 @@ pub struct FitRecord {
     pub point_index: usize,
     pub point: GridPoint,
     pub fold: usize,
-    /// Held-out log loss and accuracy after the last epoch.
-    pub log_loss: f64,
-    pub accuracy: f64,
+    /// Held-out log loss and accuracy after the last epoch; none when the fit diverged.
+    pub log_loss: Option<f64>,
+    pub accuracy: Option<f64>,
     pub seconds: f64,
     /// Which shard ran it (`K/N`), for the record.
     pub shard: String,
+    /// Why the fit diverged (its loss became NaN or infinite), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<String>,
 }
 
 impl FitRecord {
     /// The record's file name in `fits/`: point and fold, then the key.
     pub fn file_name(point_index: usize, fold: usize, key: &str) -> String {
         format!("p{point_index:03}-f{fold}-{key}.json")
+    }
+
+    /// The record of a fit that ended with `score`.
+    pub fn new(
+        key: String,
+        point_index: usize,
+        point: GridPoint,
+        fold: usize,
+        score: &FitScore,
+        shard: Shard,
+    ) -> FitRecord {
+        let (log_loss, accuracy, diverged) = match score {
+            FitScore::Scored {
+                log_loss, accuracy, ..
+            } => (Some(*log_loss), Some(*accuracy), None),
+            FitScore::Diverged { reason, .. } => (None, None, Some(reason.clone())),
+        };
+        FitRecord {
+            key,
+            point_index,
+            point,
+            fold,
+            log_loss,
+            accuracy,
+            seconds: score.seconds(),
+            shard: shard.to_string(),
+            diverged,
+        }
+    }
+
+    /// The fit's outcome. A record without a finite score (or marked diverged) is a fit that
+    /// diverged.
+    pub fn score(&self) -> FitScore {
+        match (self.log_loss, self.accuracy, &self.diverged) {
+            (Some(log_loss), Some(accuracy), None) if log_loss.is_finite() => FitScore::Scored {
+                log_loss,
+                accuracy,
+                seconds: self.seconds,
+            },
+            (_, _, reason) => FitScore::Diverged {
+                reason: reason
+                    .clone()
+                    .unwrap_or_else(|| "no finite held-out log loss".into()),
+                seconds: self.seconds,
+            },
+        }
     }
 
     /// Writes the record into `dir/fits/` (atomically).
@@ -155,8 +213,10 @@ impl Shard {
     pub const ALL: Shard = Shard { index: 1, count: 1 };
 
     /// True when fit number `position` (0-based, point-major) belongs to this shard.
+    /// A shard built by hand with `index` 0 or above `count` owns nothing (`FromStr` refuses
+    /// such shards).
     pub fn owns(self, position: usize) -> bool {
-        position % self.count == self.index - 1
+        self.count > 0 && position % self.count + 1 == self.index
     }
 }
 

@@ -12,12 +12,14 @@ use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::{Cnn4, ModelKind};
 use crate::train::{NetworkFile, Trainer};
-use crate::util::write_json_atomic;
+use crate::util::{read_json, write_json_atomic};
 
 /// Folder of the refit network inside a grid folder.
 pub const REFIT_DIR: &str = "refit";
 /// The refit network's weights in it.
 pub const REFIT_WEIGHTS: &str = "model.safetensors";
+/// The refit's [`RefitResult`] in it.
+pub const REFIT_FILE: &str = "refit.json";
 
 /// The best point retrained on all the images and scored on the test set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,44 @@ pub struct RefitResult {
     pub seconds: f64,
     /// The weights, with `network.json` and `refit.json` beside them.
     pub checkpoint: PathBuf,
+    /// [`SearchIdentity::refit_key`](super::SearchIdentity::refit_key) of the search and point.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// The refit of `report`'s best point already in `dir/refit/` for this search (same images,
+/// settings and point, its weights present), or none.
+pub fn saved_refit(search: &GridSearch, report: &GridReport, dir: &Path) -> Option<RefitResult> {
+    let best = report.best()?;
+    let key = search.identity.refit_key(&best.point).ok()?;
+    let saved: RefitResult = read_json(&dir.join(REFIT_DIR).join(REFIT_FILE)).ok()?;
+    // A refit written before refits had keys counts when its point, image count and
+    // cross-validated score (compared exactly) are this search's.
+    let same = if saved.key.is_empty() {
+        saved.cv_score == best.mean_score && saved.train_images == search.images.len()
+    } else {
+        saved.key == key
+    };
+    (same && saved.point == best.point && saved.checkpoint.is_file()).then_some(saved)
+}
+
+/// The refit of the best point: the one saved in `dir/refit/` when it is this search's
+/// ([`saved_refit`]), else trained now ([`refit_best`]). Returns it and whether it was read back.
+pub fn refit_best_or_saved(
+    search: &GridSearch,
+    report: &GridReport,
+    validation: &ImageSet,
+    test: &ImageSet,
+    dir: &Path,
+    device: Device,
+) -> Result<(RefitResult, bool)> {
+    match saved_refit(search, report, dir) {
+        Some(saved) => Ok((saved, true)),
+        None => Ok((
+            refit_best(search, report, validation, test, dir, device)?,
+            false,
+        )),
+    }
 }
 
 /// Trains the best point of `report` on all of `search`'s images (its epochs, batch size and
@@ -80,6 +120,7 @@ pub fn refit_best(
         config: net.network_file().config,
     }
     .save(&out)?;
+    let key = search.identity.refit_key(&point)?;
     let result = RefitResult {
         point,
         cv_score: best.mean_score,
@@ -89,7 +130,8 @@ pub fn refit_best(
         test_loss: test_eval.loss,
         seconds,
         checkpoint,
+        key,
     };
-    write_json_atomic(&out.join("refit.json"), &result)?;
+    write_json_atomic(&out.join(REFIT_FILE), &result)?;
     Ok(result)
 }

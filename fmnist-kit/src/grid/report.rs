@@ -22,45 +22,107 @@ pub struct GridRow {
     pub seconds: f64,
 }
 
-/// Every point's scores, best first.
+/// How one (point, fold) fit ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitScore {
+    /// Held-out log loss and accuracy after the last epoch, and the fit's time.
+    Scored {
+        log_loss: f64,
+        accuracy: f64,
+        seconds: f64,
+    },
+    /// The loss became NaN or infinite: why, and the time until then.
+    Diverged { reason: String, seconds: f64 },
+}
+
+impl FitScore {
+    /// The fit's time in seconds.
+    pub fn seconds(&self) -> f64 {
+        match self {
+            FitScore::Scored { seconds, .. } | FitScore::Diverged { seconds, .. } => *seconds,
+        }
+    }
+}
+
+/// A point whose fit diverged on at least one fold. It has no score and ranks after every
+/// scored point, as scikit-learn ranks a point whose `error_score` is NaN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivergedPoint {
+    pub point: GridPoint,
+    /// The folds whose fit diverged.
+    pub folds: Vec<usize>,
+    /// Why the first of them diverged.
+    pub reason: String,
+    pub seconds: f64,
+}
+
+/// Every point's scores, best first, then the points that diverged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridReport {
     pub rows: Vec<GridRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diverged: Vec<DivergedPoint>,
     pub settings: GridSettings,
     pub images: usize,
 }
 
 impl GridReport {
-    /// The rows built from each point's fold scores `(log loss, accuracy, seconds)`, in fold
-    /// order, best first (ties keep the grid's order).
+    /// The rows built from each point's fold scores, in fold order, best first (ties keep the
+    /// grid's order); a point with a diverged fold goes to [`GridReport::diverged`].
     pub fn from_scores(
-        points: Vec<(GridPoint, Vec<(f64, f64, f64)>)>,
+        points: Vec<(GridPoint, Vec<FitScore>)>,
         settings: &GridSettings,
         images: usize,
     ) -> GridReport {
-        let mut rows: Vec<GridRow> = points
-            .into_iter()
-            .map(|(point, folds)| {
-                let losses: Vec<f64> = folds.iter().map(|f| f.0).collect();
-                let accuracies: Vec<f64> = folds.iter().map(|f| f.1).collect();
-                let scores: Vec<f64> = losses.iter().map(|l| -l).collect();
-                let n = scores.len().max(1) as f64;
-                let mean = scores.iter().sum::<f64>() / n;
-                let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
-                GridRow {
-                    point,
-                    mean_score: mean,
-                    std_score: var.sqrt(),
-                    mean_accuracy: accuracies.iter().sum::<f64>() / n,
-                    fold_log_loss: losses,
-                    fold_accuracy: accuracies,
-                    seconds: folds.iter().map(|f| f.2).sum(),
+        let mut rows = Vec::new();
+        let mut diverged = Vec::new();
+        for (point, folds) in points {
+            let seconds = folds.iter().map(FitScore::seconds).sum();
+            let mut losses = Vec::new();
+            let mut accuracies = Vec::new();
+            let mut failed = Vec::new();
+            let mut reason = None;
+            for (f, fold) in folds.into_iter().enumerate() {
+                match fold {
+                    FitScore::Scored {
+                        log_loss, accuracy, ..
+                    } => {
+                        losses.push(log_loss);
+                        accuracies.push(accuracy);
+                    }
+                    FitScore::Diverged { reason: why, .. } => {
+                        failed.push(f);
+                        reason.get_or_insert(why);
+                    }
                 }
-            })
-            .collect();
+            }
+            if let Some(reason) = reason {
+                diverged.push(DivergedPoint {
+                    point,
+                    folds: failed,
+                    reason,
+                    seconds,
+                });
+                continue;
+            }
+            let scores: Vec<f64> = losses.iter().map(|l| -l).collect();
+            let n = scores.len().max(1) as f64;
+            let mean = scores.iter().sum::<f64>() / n;
+            let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+            rows.push(GridRow {
+                point,
+                mean_score: mean,
+                std_score: var.sqrt(),
+                mean_accuracy: accuracies.iter().sum::<f64>() / n,
+                fold_log_loss: losses,
+                fold_accuracy: accuracies,
+                seconds,
+            });
+        }
         rows.sort_by(|a, b| b.mean_score.total_cmp(&a.mean_score));
         GridReport {
             rows,
+            diverged,
             settings: settings.clone(),
             images,
         }
@@ -76,14 +138,21 @@ impl GridReport {
                     && a.fold_accuracy == b.fold_accuracy
                     && a.mean_score == b.mean_score
             })
+            && self.diverged.len() == other.diverged.len()
+            && self
+                .diverged
+                .iter()
+                .zip(&other.diverged)
+                .all(|(a, b)| a.point == b.point && a.folds == b.folds)
     }
 
-    /// The best point (highest mean score).
+    /// The best point (highest mean score; none when every point diverged).
     pub fn best(&self) -> Option<&GridRow> {
         self.rows.first()
     }
 
-    /// Mean score over all points that share each value of one hyperparameter:
+    /// Mean score over all scored points that share each value of one hyperparameter (points
+    /// that diverged have no score to average):
     /// `(value, mean score)` for `"learning_rate"`, `"optimizer"`, `"dropout"` or `"dense"`.
     pub fn marginal(&self, hyperparameter: &str) -> Result<Vec<(String, f64)>> {
         let key = |p: &GridPoint| -> Result<String> {
@@ -166,6 +235,19 @@ impl GridReport {
                 r.std_score,
                 r.mean_accuracy,
                 r.seconds
+            ));
+        }
+        for d in &self.diverged {
+            let folds: Vec<String> = d.folds.iter().map(|f| (f + 1).to_string()).collect();
+            h.push_str(&format!(
+                "<tr><td>—</td><td>{:e}</td><td>{}</td><td>{}</td><td>{}</td><td colspan=\"3\">diverged on fold {}: {}</td><td>{:.0}</td></tr>",
+                d.point.learning_rate,
+                d.point.optimizer,
+                d.point.dropout,
+                d.point.dense,
+                folds.join(", "),
+                crate::display::escape_html(&d.reason),
+                d.seconds
             ));
         }
         h.push_str("</tbody></table>");

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tch::Device;
 
 use super::records::{read_records, FitRecord, SearchIdentity, Shard};
-use super::{fit_point, stratified_folds, GridReport, GridSettings, GridSpec};
+use super::{fit_point, stratified_folds, FitScore, GridReport, GridSettings, GridSpec};
 use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
@@ -60,6 +60,12 @@ impl GridSearch {
             return Err(Error::param(
                 "settings",
                 "a fit needs at least one epoch and a batch size of at least 1",
+            ));
+        }
+        if settings.folds < 2 {
+            return Err(Error::param(
+                "folds",
+                format!("{} must be at least 2", settings.folds),
             ));
         }
         let identity = SearchIdentity {
@@ -114,12 +120,24 @@ impl GridSearch {
         let have: Vec<String> = read_records(dir)?.into_iter().map(|(_, r)| r.key).collect();
         let mut copied = 0;
         for (_, record) in read_records(other)? {
-            if !have.contains(&record.key) {
+            // Only records of this search's fits travel (their key is recomputed, so a file name
+            // is never taken from a foreign record); the others would be ignored anyway.
+            if self.owns_record(&record)? && !have.contains(&record.key) {
                 record.save(dir)?;
                 copied += 1;
             }
         }
         Ok(copied)
+    }
+
+    /// True when `record` is a fit of this search: its point at its index of the grid, a fold
+    /// of the search, and the key those give.
+    fn owns_record(&self, record: &FitRecord) -> Result<bool> {
+        let points = self.spec.points();
+        Ok(record.point_index < points.len()
+            && record.fold < self.settings.folds
+            && points[record.point_index].0 == record.point
+            && self.identity.fit_key(&record.point, record.fold)? == record.key)
     }
 
     /// Runs the fits of `shard` that are not recorded yet, recording each in `dir/fits/` as
@@ -129,20 +147,15 @@ impl GridSearch {
         let started = Instant::now();
         let points = self.spec.points();
         let folds = self.settings.folds;
-        // Known fold scores `(log loss, accuracy, seconds)` per (point, fold).
-        let mut scores: Vec<Vec<Option<(f64, f64, f64)>>> = vec![vec![None; folds]; points.len()];
+        // Known fit outcomes per (point, fold).
+        let mut scores: Vec<Vec<Option<FitScore>>> = vec![vec![None; folds]; points.len()];
         let mut ignored = Vec::new();
         let mut reused = 0;
         if let Some(dir) = dir {
             self.identity.claim(dir)?;
             for (path, record) in read_records(dir)? {
-                let fits_here = record.point_index < points.len()
-                    && record.fold < folds
-                    && points[record.point_index].0 == record.point
-                    && self.identity.fit_key(&record.point, record.fold)? == record.key;
-                if fits_here {
-                    scores[record.point_index][record.fold] =
-                        Some((record.log_loss, record.accuracy, record.seconds));
+                if self.owns_record(&record)? {
+                    scores[record.point_index][record.fold] = Some(record.score());
                     reused += 1;
                 } else {
                     ignored.push(path);
@@ -185,28 +198,39 @@ impl GridSearch {
             let (point, optimizer) = &points[pi];
             let start = Instant::now();
             let (train, held) = &fold_sets[f];
-            let (log_loss, accuracy) =
-                fit_point(point, *optimizer, &self.settings, train, held, device)?;
+            // A fit whose loss became NaN or infinite is recorded as diverged (its point then
+            // ranks last) rather than ending the search: a rerun would only meet it again.
+            let outcome = fit_point(point, *optimizer, &self.settings, train, held, device);
             let seconds = start.elapsed().as_secs_f64();
-            if let Some(dir) = dir {
-                FitRecord {
-                    key: self.identity.fit_key(point, f)?,
-                    point_index: pi,
-                    point: point.clone(),
-                    fold: f,
+            let score = match outcome {
+                Ok((log_loss, accuracy)) if log_loss.is_finite() => FitScore::Scored {
                     log_loss,
                     accuracy,
                     seconds,
-                    shard: shard.to_string(),
-                }
-                .save(dir)?;
+                },
+                Ok((log_loss, _)) => FitScore::Diverged {
+                    reason: format!("the held-out log loss was {log_loss} after the last epoch"),
+                    seconds,
+                },
+                Err(Error::Diverged(reason)) => FitScore::Diverged { reason, seconds },
+                Err(e) => return Err(e),
+            };
+            if let Some(dir) = dir {
+                let key = self.identity.fit_key(point, f)?;
+                FitRecord::new(key, pi, point.clone(), f, &score, shard).save(dir)?;
             }
-            scores[pi][f] = Some((log_loss, accuracy, seconds));
+            let result = match &score {
+                FitScore::Scored {
+                    log_loss, accuracy, ..
+                } => format!("log loss {log_loss:.4}, accuracy {accuracy:.4}"),
+                FitScore::Diverged { reason, .. } => format!("diverged ({reason})"),
+            };
+            scores[pi][f] = Some(score);
             run_seconds += seconds;
             if self.settings.verbose {
                 let left = run_seconds / (done + 1) as f64 * (todo.len() - done - 1) as f64;
                 println!(
-                    "fit {}/{} (shard {shard}): point {} ({point}), fold {}/{folds}: log loss {log_loss:.4}, accuracy {accuracy:.4}, {seconds:.1} s; elapsed {}, about {} left",
+                    "fit {}/{} (shard {shard}): point {} ({point}), fold {}/{folds}: {result}, {seconds:.1} s; elapsed {}, about {} left",
                     done + 1,
                     todo.len(),
                     pi + 1,
@@ -222,7 +246,7 @@ impl GridSearch {
                 .iter()
                 .zip(&scores)
                 .map(|((point, _), folds)| {
-                    (point.clone(), folds.iter().flatten().copied().collect())
+                    (point.clone(), folds.iter().flatten().cloned().collect())
                 })
                 .collect();
             let report = GridReport::from_scores(rows, &self.settings, self.images.len());

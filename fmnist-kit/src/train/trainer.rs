@@ -200,14 +200,11 @@ impl Trainer {
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             self.state.stopped = true;
-            return Err(Error::param(
-                "learning_rate",
-                format!(
-                    "the training loss became {value} at epoch {epoch}, batch {batch} (learning rate {:.2e}); \
-                     lower the learning rate or check the data (the weights were not updated with it)",
-                    self.state.learning_rate
-                ),
-            ));
+            return Err(Error::Diverged(format!(
+                "the training loss became {value} at epoch {epoch}, batch {batch} (learning rate {:.2e}); \
+                 lower the learning rate or check the data (the weights were not updated with it)",
+                self.state.learning_rate
+            )));
         }
         self.optimizer.zero_grad()?;
         loss.backward();

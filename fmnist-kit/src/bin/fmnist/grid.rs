@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use fmnist_kit::data;
-use fmnist_kit::grid::{refit_best, GridSearch, Shard};
+use fmnist_kit::grid::{refit_best, saved_refit, GridSearch, Shard, REFIT_FILE};
 
 use crate::{data_path, print_json, profile_arg};
 
@@ -82,7 +82,10 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let best = report.best().cloned().context("the report has no point")?;
+    let best = report
+        .best()
+        .cloned()
+        .context("every point of the grid diverged: there is no best point to refit")?;
     v["report"] = serde_json::to_value(&report)?;
     v["best"] = serde_json::to_value(&best)?;
     let mut effects = serde_json::Map::new();
@@ -105,19 +108,42 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
                 r.mean_accuracy
             );
         }
+        for d in &report.diverged {
+            let folds: Vec<String> = d.folds.iter().map(|f| (f + 1).to_string()).collect();
+            println!(
+                "  -. {:<42} diverged on fold {}: {}",
+                d.point.to_string(),
+                folds.join(", "),
+                d.reason
+            );
+        }
         println!("report in {}", dir.join("report.json").display());
     }
     let refit_here = !a.no_refit && shard == Shard::ALL;
     if refit_here {
-        let sets = profile.sets(fmnist_kit::models::ModelKind::Cnn4, &d)?;
-        if !a.json {
+        // A refit already made for this search and point is read back, not trained again.
+        let (r, read_back) = match saved_refit(&search, &report, &dir) {
+            Some(saved) => (saved, true),
+            None => {
+                let sets = profile.sets(fmnist_kit::models::ModelKind::Cnn4, &d)?;
+                if !a.json {
+                    println!(
+                        "refit: {} on all {} images",
+                        best.point,
+                        search.images.len()
+                    );
+                }
+                let r = refit_best(&search, &report, &sets.validation, &sets.test, &dir, device)?;
+                (r, false)
+            }
+        };
+        if !a.json && read_back {
             println!(
-                "refit: {} on all {} images",
+                "refit of {} read back from {}",
                 best.point,
-                search.images.len()
+                dir.join("refit").join(REFIT_FILE).display()
             );
         }
-        let r = refit_best(&search, &report, &sets.validation, &sets.test, &dir, device)?;
         if !a.json {
             println!(
                 "refit test accuracy {:.4} on {} images ({:.0} s); checkpoint {} (fmnist evaluate --checkpoint it)",
@@ -128,6 +154,7 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
             );
         }
         v["refit_test_accuracy"] = json!(r.test_accuracy);
+        v["refit_read_back"] = json!(read_back);
         v["refit"] = serde_json::to_value(&r)?;
     } else if !a.json && !a.no_refit {
         println!("no refit in a shard: run `fmnist grid` without --shard on the folder once all shards are done");
