@@ -112,7 +112,9 @@ Averages can mislead. In the quick profile (3 folds of 12,000 images, 2 epochs, 
 in 5.5 minutes) a learning rate of 1e-2 scored better *on average*, only because plain SGD barely moves
 at 1e-3; the best point was Adam at 1e-3 with dropout 0.5 and dense 512 (held-out log loss 0.408,
 accuracy 0.849), the original's own choice. Dropout and dense size moved the score far less than the
-optimizer and the learning rate.
+optimizer and the learning rate. The full profile's grid (3 folds of 48,000 images, 10 epochs; 3 h 6 min of
+fits on the same CPU, run with `fmnist grid --profile full`) chose the same point: held-out log loss 0.277,
+accuracy 0.913, and 0.9076 on the test set after its refit.
 
 Next: evaluation (**06**) and feature maps (**07**).
 """),
