@@ -98,7 +98,9 @@ def check_lab(driver, source: Path, shots: Path, timeout: int):
 def run_in_lab(driver, notebook: Path, shots: Path, timeout: int):
     with LabServer(8900, ["--LabApp.expose_app_in_browser=True"], log_name="lab-browser.log") as lab:
         start = time.time()
-        driver.get(lab.url(f"/lab/tree/{notebook.name}"))
+        # `reset` starts from an empty workspace: a saved one (in the cache folder, shared by every
+        # clone) may reopen other notebooks, whose kernels would share the lab's evcxr build folder.
+        driver.get(lab.url(f"/lab/tree/{notebook.name}?reset"))
         wait(driver, "the notebook and an idle kernel",
              lambda s: s["path"].endswith(notebook.name) and s["kernel"] == "idle", 180)
         opened = time.time() - start
