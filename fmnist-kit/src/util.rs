@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -39,6 +40,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+static PROGRESS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends the progress lines of verbose training, transfer learning and grid search to standard
+/// error (`true`) or standard output (`false`, the default: what a notebook cell shows). The CLI
+/// turns it on with `--json`, so that standard output holds the JSON alone while a long run
+/// still says how far it is.
+pub fn progress_to_stderr(on: bool) {
+    PROGRESS_TO_STDERR.store(on, Ordering::Relaxed);
+}
+
+/// Prints one progress line where [`progress_to_stderr`] says.
+pub fn progress_line(line: &str) {
+    if PROGRESS_TO_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
 }
 
 /// The kit's cache folder: `$FMNIST_CACHE_DIR`, else `$XDG_CACHE_HOME/fmnist-kit`, else
@@ -128,6 +148,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// A short key (16 hex digits of [`content_hash`]) of `what`'s JSON, for files that must belong to
+/// one run; `for_file` names the file in the error if `what` cannot be written as JSON.
+pub fn json_key(what: &impl serde::Serialize, for_file: &Path) -> Result<String> {
+    let text = serde_json::to_vec(what).map_err(|e| Error::Json {
+        path: for_file.into(),
+        source: e,
+    })?;
+    Ok(content_hash([text.as_slice()])[..16].to_string())
 }
 
 /// Hex xxh3-128 of several byte strings, each prefixed by its length (a content key for caches).

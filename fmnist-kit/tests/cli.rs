@@ -180,7 +180,7 @@ fn train_then_evaluate_agree_with_each_other() {
     .unwrap();
     let out = dir.path().join("run");
     let (data, out_s) = (p.to_str().unwrap(), out.to_str().unwrap());
-    let trained = json_of(&fmnist(
+    let output = fmnist(
         &[
             "train",
             "--model",
@@ -194,7 +194,21 @@ fn train_then_evaluate_agree_with_each_other() {
             "--json",
         ],
         dir.path(),
-    ));
+    );
+    let trained = json_of(&output);
+    // With --json the progress lines go to standard error, one per epoch.
+    let progress = String::from_utf8_lossy(&output.stderr);
+    let history: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(trained["history"].as_str().expect("a history path")).unwrap(),
+    )
+    .unwrap();
+    let epochs = history["epochs"].as_array().map_or(0, Vec::len);
+    assert!(epochs > 0, "{trained}");
+    assert_eq!(
+        progress.lines().filter(|l| l.starts_with("epoch ")).count(),
+        epochs,
+        "{progress}"
+    );
     assert_eq!(trained["model"], "cnn4");
     assert_eq!(trained["test_images"], 50);
     let csv = dir.path().join("pred.csv");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FitScore, GridPoint, GridSettings, GridSpec};
 use crate::error::{Error, Result};
-use crate::util::{content_hash, read_json, write_json_atomic};
+use crate::util::{json_key, read_json, write_json_atomic};
 
 /// File naming the search a folder belongs to.
 pub const SEARCH_FILE: &str = "search.json";
@@ -40,11 +40,7 @@ impl SearchIdentity {
     }
 
     fn key_of(&self, what: &impl Serialize) -> Result<String> {
-        let text = serde_json::to_vec(what).map_err(|e| Error::Json {
-            path: PathBuf::from(SEARCH_FILE),
-            source: e,
-        })?;
-        Ok(content_hash([text.as_slice()])[..16].to_string())
+        json_key(what, Path::new(SEARCH_FILE))
     }
 
     /// One line for messages: images, folds, epochs, seed, data hash.

@@ -12,7 +12,7 @@ use super::{fit_point, stratified_folds, FitScore, GridReport, GridSettings, Gri
 use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
-use crate::util::content_hash;
+use crate::util::{content_hash, progress_line};
 
 /// A grid search over a set of images: the grid, its settings and what identifies it.
 #[derive(Clone, Debug)]
@@ -162,12 +162,12 @@ impl GridSearch {
                 }
             }
             if self.settings.verbose && !ignored.is_empty() {
-                println!(
+                progress_line(&format!(
                     "ignored {} record(s) of another search in {} (e.g. {})",
                     ignored.len(),
                     dir.display(),
                     ignored[0].display()
-                );
+                ));
             }
         }
         let mut todo = Vec::new();
@@ -179,11 +179,11 @@ impl GridSearch {
             }
         }
         if self.settings.verbose {
-            println!(
+            progress_line(&format!(
                 "grid search: {}; shard {shard}: {} fits to run, {reused} already recorded",
                 self.identity.describe(),
                 todo.len()
-            );
+            ));
         }
         let fold_sets = if todo.is_empty() {
             Vec::new()
@@ -229,7 +229,7 @@ impl GridSearch {
             run_seconds += seconds;
             if self.settings.verbose {
                 let left = run_seconds / (done + 1) as f64 * (todo.len() - done - 1) as f64;
-                println!(
+                progress_line(&format!(
                     "fit {}/{} (shard {shard}): point {} ({point}), fold {}/{folds}: {result}, {seconds:.1} s; elapsed {}, about {} left",
                     done + 1,
                     todo.len(),
@@ -237,7 +237,7 @@ impl GridSearch {
                     f + 1,
                     duration(started.elapsed().as_secs_f64()),
                     duration(left)
-                );
+                ));
             }
         }
         let missing = scores.iter().flatten().filter(|s| s.is_none()).count();

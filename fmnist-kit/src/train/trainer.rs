@@ -25,7 +25,7 @@ use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::{Classifier, ModelKind};
-use crate::util::{read_json, write_json_atomic};
+use crate::util::{progress_line, read_json, write_json_atomic};
 
 /// A network with its optimiser state and history: everything a notebook keeps while training.
 pub struct Trainer {
@@ -432,12 +432,12 @@ impl Trainer {
                     && b + 1 < batches
                 {
                     let seen = (b + 1) * bs;
-                    println!(
+                    progress_line(&format!(
                         "  epoch {epoch}: batch {}/{batches}, loss {:.4}, {:.0} images/s",
                         b + 1,
                         loss_sum.double_value(&[]) / seen as f64,
                         seen as f64 / start.elapsed().as_secs_f64()
-                    );
+                    ));
                     last_print = Instant::now();
                 }
             }
@@ -460,7 +460,7 @@ impl Trainer {
                 images_per_s: n as f64 / train_seconds,
             };
             if self.config.verbose {
-                println!(
+                progress_line(&format!(
                     "epoch {epoch:>3}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | lr {:.1e} | {:.1} s, {:.0} images/s",
                     self.config.epochs,
                     record.train_loss,
@@ -470,7 +470,7 @@ impl Trainer {
                     record.learning_rate,
                     record.seconds,
                     record.images_per_s
-                );
+                ));
             }
             self.history.epochs.push(record);
             self.end_of_epoch(val_loss)?;
@@ -500,7 +500,7 @@ impl Trainer {
                 {
                     let new_lr = (self.state.learning_rate * r.factor).max(r.min_lr);
                     if self.config.verbose {
-                        println!("  reducing the learning rate to {new_lr:.1e} (no better validation loss for {} epochs)", r.patience);
+                        progress_line(&format!("  reducing the learning rate to {new_lr:.1e} (no better validation loss for {} epochs)", r.patience));
                     }
                     self.state.learning_rate = new_lr;
                     self.state.epochs_since_lr_change = 0;
@@ -512,7 +512,7 @@ impl Trainer {
                 self.state.stopped = true;
                 self.history.stop_reason = format!("early stopping after epoch {epoch} ({p} epochs without a better validation loss)");
                 if self.config.verbose {
-                    println!("  {}", self.history.stop_reason);
+                    progress_line(&format!("  {}", self.history.stop_reason));
                 }
             }
         }

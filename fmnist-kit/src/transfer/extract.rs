@@ -11,7 +11,7 @@ use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::{load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk};
 use crate::train::{Autocast, Precision};
-use crate::util::{cache_root, content_hash};
+use crate::util::{cache_root, content_hash, progress_line};
 
 /// Where a trunk's weights come from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,8 @@ pub struct FeatureExtractor {
     pub batch_size: usize,
     /// Forward passes in bf16 under autocast (see [`crate::train::Precision`]).
     pub bf16: bool,
+    /// Seconds between progress lines while extracting (0: none, the default).
+    pub progress_seconds: f64,
     vs: nn::VarStore,
     trunk: Box<dyn Trunk>,
 }
@@ -197,6 +199,7 @@ impl FeatureExtractor {
             device,
             batch_size: 64,
             bf16: false,
+            progress_seconds: 0.0,
             vs,
             trunk,
         })
@@ -221,10 +224,23 @@ impl FeatureExtractor {
         let n = set.len() as i64;
         let bs = self.batch_size.max(1) as i64;
         let mut out = Vec::with_capacity((n / bs + 1) as usize);
+        let start = Instant::now();
+        let mut last_print = Instant::now();
         tch::no_grad(|| -> Result<()> {
             let _autocast = Autocast::enter(self.device, self.bf16);
             let mut i = 0;
             while i < n {
+                if self.progress_seconds > 0.0
+                    && i > 0
+                    && last_print.elapsed().as_secs_f64() >= self.progress_seconds
+                {
+                    let rate = i as f64 / start.elapsed().as_secs_f64();
+                    progress_line(&format!(
+                        "  features: {i}/{n} images, {rate:.0} images/s, about {:.0} s left",
+                        (n - i) as f64 / rate
+                    ));
+                    last_print = Instant::now();
+                }
                 let len = bs.min(n - i);
                 let mut xb = self.preprocess(&x.narrow(0, i, len).to_device(self.device))?;
                 if self.device == Device::Cpu {

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::models::{Backbone, TransferConfig, TransferNet};
 pub use crate::profile::FewLabelSettings;
 use crate::train::{LrSchedule, OptimizerKind, TrainConfig, Trainer};
+use crate::util::progress_line;
 
 /// How the network was trained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -188,10 +189,10 @@ pub fn few_label_study(
             let epochs = settings.steps.div_ceil(batches).max(1);
             let note = |m: FewLabelMethod, acc: f64, s: f64| {
                 if verbose {
-                    println!(
+                    progress_line(&format!(
                         "{k:>4} per class, seed {seed}: {:<32} test accuracy {acc:.4} ({s:.0} s)",
                         m.label()
-                    );
+                    ));
                 }
             };
             // Frozen trunk + head.

@@ -20,7 +20,7 @@ use crate::train::{
     best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, Precision,
     TrainConfig, TrainedNetwork, Trainer,
 };
-use crate::util::{content_hash, read_json, write_json_atomic};
+use crate::util::{content_hash, json_key, progress_line, read_json, write_json_atomic};
 
 /// Which settings the two stages use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +264,9 @@ impl TransferRun {
         let device = options.device.unwrap_or_else(best_device);
         let mut extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
         extractor.set_precision(options.precision);
+        if options.verbose {
+            extractor.progress_seconds = 30.0;
+        }
         let sets = profile.sets(kind, data)?;
         let checkpoints = CheckpointDir(
             options
@@ -313,7 +316,7 @@ impl TransferRun {
 
     fn say(&self, line: impl AsRef<str>) {
         if self.options.verbose {
-            println!("{}", line.as_ref());
+            progress_line(line.as_ref());
         }
     }
 
@@ -563,11 +566,7 @@ impl TransferRun {
 
 /// A short hash of `what`'s JSON.
 fn key_of(what: &impl Serialize) -> Result<String> {
-    let text = serde_json::to_vec(what).map_err(|e| Error::Json {
-        path: PathBuf::from(STAGE1),
-        source: e,
-    })?;
-    Ok(content_hash([text.as_slice()])[..16].to_string())
+    json_key(what, std::path::Path::new(STAGE1))
 }
 
 /// A fresh head (as a network on features) for `backbone`.

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use fmnist_kit::data;
 use fmnist_kit::grid::{refit_best, saved_refit, GridSearch, Shard, REFIT_FILE};
+use fmnist_kit::util::{progress_line, progress_to_stderr};
 
 use crate::{data_path, print_json, profile_arg};
 
@@ -52,15 +53,15 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
         }
         search = GridSearch::new(search.spec, search.settings, search.images.first(n))?;
     }
-    search.settings.verbose = !a.json;
+    // Progress goes to standard error with --json, which keeps standard output for the JSON.
+    progress_to_stderr(a.json);
+    search.settings.verbose = true;
     let dir = a.out.unwrap_or_else(|| profile.grid_dir());
     for other in &a.merge {
         let n = search
             .merge(&dir, other)
             .with_context(|| format!("merging {} into {}", other.display(), dir.display()))?;
-        if !a.json {
-            println!("merged {n} record(s) from {}", other.display());
-        }
+        progress_line(&format!("merged {n} record(s) from {}", other.display()));
     }
     let device = crate::device();
     let outcome = search

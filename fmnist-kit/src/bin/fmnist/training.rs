@@ -10,7 +10,7 @@ use fmnist_kit::data;
 use fmnist_kit::models::ModelKind;
 use fmnist_kit::run::{RunOptions, TrainingRun};
 use fmnist_kit::train::{self, NetworkFile, TrainedNetwork, Trainer};
-use fmnist_kit::util::write_atomic;
+use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
 
 use crate::{data_path, parse_model, print_json, profile_arg};
 
@@ -70,6 +70,8 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
     let profile = profile_arg(&a.profile)?;
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    // Progress goes to standard error with --json, which keeps standard output for the JSON.
+    progress_to_stderr(a.json);
     let options = RunOptions {
         recipe: a.recipe.as_deref().map(str::parse).transpose()?,
         epochs: a.epochs,
@@ -78,21 +80,19 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         out: a.out,
         resume: a.resume,
-        verbose: !a.json,
+        verbose: true,
         device: Some(crate::device()),
         precision: Some(crate::precision()),
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
-    if !a.json {
-        if a.resume && run.resumed_after.is_none() {
-            println!(
-                "no checkpoint in {}: starting afresh",
-                run.checkpoints.path().display()
-            );
-        }
-        println!("{}", run.describe());
-        println!("{}", run.trainer.config);
+    if a.resume && run.resumed_after.is_none() {
+        progress_line(&format!(
+            "no checkpoint in {}: starting afresh",
+            run.checkpoints.path().display()
+        ));
     }
+    progress_line(&run.describe());
+    progress_line(&run.trainer.config.to_string());
     let result = run.fit()?;
     let mut v = serde_json::to_value(&result)?;
     v["checkpoint"] = json!(run.checkpoints.best());

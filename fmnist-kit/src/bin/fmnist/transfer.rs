@@ -10,7 +10,7 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::transfer::{FeatureExtractor, TransferOptions, TransferRun, Weights};
-use fmnist_kit::util::write_atomic;
+use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
 
 use crate::{data_path, print_json, profile_arg};
 
@@ -163,6 +163,8 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
     let kind = ModelKind::for_backbone(a.backbone);
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    // Progress goes to standard error with --json, which keeps standard output for the JSON.
+    progress_to_stderr(a.json);
     let options = TransferOptions {
         weights: Some(weights_arg(a.backbone, &a.weights)?),
         image_size: a.size,
@@ -170,15 +172,13 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
         epochs: a.epochs,
         out: a.out,
         resume: a.resume,
-        verbose: !a.json,
+        verbose: true,
         device: Some(crate::device()),
         precision: crate::precision(),
         seed: a.seed,
     };
     let mut run = TransferRun::prepare(kind, &profile, &d, options)?;
-    if !a.json {
-        println!("{}", run.describe());
-    }
+    progress_line(&run.describe());
     let result = run.fit()?;
     if a.json {
         let mut v = serde_json::to_value(&result)?;
