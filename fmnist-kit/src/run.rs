@@ -15,7 +15,6 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use tch::Device;
 
@@ -166,9 +165,9 @@ impl TrainingRun {
     /// Trains (the rest of) the run, evaluates the best weights on the profile's test images
     /// and writes `result.json` into the checkpoint folder. Returns the result.
     pub fn fit(&mut self) -> Result<RunResult> {
-        let started = Instant::now();
         self.trainer.fit(&self.sets.train, &self.sets.validation)?;
-        let train_seconds = started.elapsed().as_secs_f64();
+        // All epochs, also those of earlier sittings when the run was resumed.
+        let train_seconds = self.trainer.history.seconds();
         let test = self.trainer.evaluate(&self.sets.test)?;
         let result = self.trainer.result(
             &self.profile.name.to_string(),

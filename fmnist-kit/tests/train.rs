@@ -297,3 +297,27 @@ fn validating_after_the_last_epoch_only_trains_and_scores_the_same() {
         assert!(err.to_string().contains("validate_every_epoch"), "{err}");
     }
 }
+
+#[test]
+fn evaluation_uses_the_configured_batch_and_each_network_has_its_own() {
+    // A transfer network resizes its 28×28 inputs (to 150 px in the full profile), so it
+    // evaluates in small batches; the 28×28 networks in large ones.
+    for kind in ModelKind::all() {
+        for recipe in [Recipe::Tuned, Recipe::Original] {
+            assert_eq!(
+                recipe.config(kind, 1, 32).eval_batch_size,
+                kind.spec().eval_batch_size,
+                "{kind}"
+            );
+        }
+    }
+    assert!(ModelKind::EfficientNetLite0.spec().eval_batch_size <= 64);
+    assert!(ModelKind::InceptionV3.spec().eval_batch_size <= 64);
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let config = TrainConfig {
+        eval_batch_size: 7,
+        ..Recipe::Tuned.config(ModelKind::Cnn4, 1, 32)
+    };
+    let trainer = Trainer::new(ModelKind::Cnn4, config, Device::Cpu).unwrap();
+    assert_eq!(trainer.network().batch_size, 7);
+}

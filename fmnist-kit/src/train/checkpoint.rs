@@ -169,6 +169,11 @@ impl History {
         self.epochs.iter().map(|e| e.images_per_s).sum::<f64>() / self.epochs.len() as f64
     }
 
+    /// Seconds of all its epochs (training and validation), over every sitting of a resumed run.
+    pub fn seconds(&self) -> f64 {
+        self.epochs.iter().map(|e| e.seconds).sum()
+    }
+
     /// Writes the history as JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         write_json_atomic(path, self)
@@ -190,6 +195,7 @@ pub struct RunResult {
     pub train_images: usize,
     pub epochs_run: usize,
     pub stop_reason: String,
+    /// Seconds of all epochs, training and validation, over every sitting of a resumed run.
     pub train_seconds: f64,
     pub best_val_accuracy: Option<f64>,
     pub test_accuracy: f64,

@@ -110,6 +110,8 @@ pub struct TrainConfig {
     /// Write `last.safetensors`, `best.safetensors`, `optimizer.safetensors`, `state.json`
     /// and `history.json` here after every epoch.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Images per forward pass when validating and evaluating ([`Recipe::config`] takes the
+    /// network's own, [`crate::models::ModelSpec::eval_batch_size`]).
     pub eval_batch_size: usize,
     /// Train on the CPU with convolution kernels (and so activations) in channels-last memory
     /// order; outside `fit` and `measure_throughput` the variables keep the default order.
@@ -263,11 +265,13 @@ impl Recipe {
                     }),
                     augment: (o.augment)(),
                     channels_last: spec.channels_last,
+                    eval_batch_size: spec.eval_batch_size,
                     ..Default::default()
                 }
             }
             Recipe::Tuned => TrainConfig {
                 channels_last: spec.channels_last,
+                eval_batch_size: spec.eval_batch_size,
                 ..TrainConfig::tuned(epochs, batch_size)
             },
         }

@@ -27,7 +27,8 @@ pub struct Evaluation {
 pub struct TrainedNetwork {
     pub kind: ModelKind,
     pub device: Device,
-    /// Images per forward pass when predicting or evaluating.
+    /// Images per forward pass when predicting or evaluating [default: the network's
+    /// `ModelSpec::eval_batch_size`].
     pub batch_size: usize,
     /// Forward passes in bf16 under autocast (see [`super::Precision`]).
     pub bf16: bool,
@@ -55,7 +56,7 @@ impl TrainedNetwork {
         TrainedNetwork {
             kind: model.kind(),
             device: vs.device(),
-            batch_size: 1000,
+            batch_size: model.kind().spec().eval_batch_size,
             bf16: false,
             vs,
             model,

@@ -77,6 +77,7 @@ impl Trainer {
         let optimizer = Optimizer::new(&vs, model.as_ref())?;
         let mut net = TrainedNetwork::from_parts(vs, model);
         net.set_precision(config.precision);
+        net.batch_size = config.eval_batch_size;
         let kind = net.kind.to_string();
         let state = TrainerState {
             model: kind.clone(),

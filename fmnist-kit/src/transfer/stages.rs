@@ -92,7 +92,8 @@ impl TransferRecipe {
             augment: AugmentConfig::original_resnet(),
             seed,
             channels_last: true,
-            eval_batch_size: 256,
+            // The transfer networks' own (`ModelSpec::eval_batch_size`).
+            eval_batch_size: 64,
             ..Default::default()
         };
         match self {
@@ -195,6 +196,8 @@ pub struct TransferResult {
     pub feature_seconds: f64,
     pub features_from_cache: bool,
     pub stage1_seconds: f64,
+    /// Seconds of all fine-tuning epochs (training and validation), over every sitting of a
+    /// resumed run.
     pub stage2_seconds: f64,
     pub stage1_epochs: usize,
     pub stage2_epochs: usize,
@@ -501,9 +504,9 @@ impl TransferRun {
         }
         write_json_atomic(&key_file, &key)?;
         self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
-        let start = Instant::now();
         trainer.fit(&self.sets.train, &self.sets.validation)?;
-        self.stage2_seconds = start.elapsed().as_secs_f64();
+        // All epochs, also those of earlier sittings when the run was resumed.
+        self.stage2_seconds = trainer.history.seconds();
         let test = trainer.evaluate(&self.sets.test)?;
         let run = trainer.result(
             &self.profile.name.to_string(),
