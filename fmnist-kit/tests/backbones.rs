@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fmnist_kit::data::ImageSet;
-use fmnist_kit::models::{load_trunk_weights, Backbone};
+use fmnist_kit::models::{load_trunk_weights, Backbone, ModelKind};
+use fmnist_kit::train::TrainedNetwork;
 use fmnist_kit::transfer::{FeatureExtractor, Weights, WeightsRecord};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -236,4 +237,41 @@ fn a_wrong_weights_file_is_an_error_naming_the_file_and_the_tensor() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("74") && err.contains("75"), "{err}");
+}
+
+#[test]
+fn a_transfer_network_predicts_the_same_in_its_cpu_layout_and_gives_the_layout_back() {
+    // `TrainedNetwork` runs the transfer networks with channels-last kernels on the CPU (their
+    // row's layout) and restores the default order afterwards.
+    let set = images();
+    tch::manual_seed(5);
+    let config = serde_json::json!({ "input_size": 48 });
+    let mut net = TrainedNetwork::with_config(ModelKind::EfficientNetLite0, &config, Device::Cpu)
+        .expect("lite0 network");
+    net.batch_size = 4;
+    assert!(
+        net.channels_last,
+        "the lite0 row asks for channels-last kernels"
+    );
+    let strides: Vec<(String, Vec<i64>)> = net
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(n, v)| (n, v.stride()))
+        .collect();
+    let x = set.images_tensor();
+    let direct = tch::no_grad(|| net.model().forward_t(&x, false).softmax(-1, Kind::Float));
+    let proba = net.predict_proba(&set).expect("predict");
+    let diff = (&proba - &direct).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "channels-last inference differs by {diff}");
+    let eval = net.evaluate(&set).expect("evaluate");
+    assert_eq!(eval.images, set.len());
+    let vars = net.var_store().variables();
+    for (name, stride) in strides {
+        assert_eq!(
+            vars[&name].stride(),
+            stride,
+            "{name} was left in another layout"
+        );
+    }
 }

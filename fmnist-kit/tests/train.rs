@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use common::synthetic_set;
 use fmnist_kit::augment::AugmentConfig;
 use fmnist_kit::data::ImageSet;
-use fmnist_kit::models::ModelKind;
+use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::train::{LrSchedule, Recipe, TrainConfig, Trainer};
+use fmnist_kit::transfer::TransferRecipe;
 use tch::{Device, Kind};
 
 static TORCH_RNG: Mutex<()> = Mutex::new(());
@@ -313,11 +314,25 @@ fn evaluation_uses_the_configured_batch_and_each_network_has_its_own() {
     }
     assert!(ModelKind::EfficientNetLite0.spec().eval_batch_size <= 64);
     assert!(ModelKind::InceptionV3.spec().eval_batch_size <= 64);
+    // Fine-tuning (stage 2) and the few-label study evaluate in the network's own batches too.
+    for backbone in [Backbone::InceptionV3, Backbone::EfficientNetLite0] {
+        for recipe in [TransferRecipe::Tuned, TransferRecipe::Original] {
+            assert_eq!(
+                recipe.fine_tune_config(backbone, 1, 32, 0).eval_batch_size,
+                ModelKind::for_backbone(backbone).spec().eval_batch_size,
+                "{recipe:?} {backbone:?}"
+            );
+        }
+    }
     let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let config = TrainConfig {
         eval_batch_size: 7,
+        channels_last: false,
         ..Recipe::Tuned.config(ModelKind::Cnn4, 1, 32)
     };
-    let trainer = Trainer::new(ModelKind::Cnn4, config, Device::Cpu).unwrap();
+    let trainer = Trainer::new(ModelKind::Cnn4, config.clone(), Device::Cpu).unwrap();
     assert_eq!(trainer.network().batch_size, 7);
+    // Its layout too: the 4-layer CNN's row says channels-last, this config does not.
+    assert!(ModelKind::Cnn4.spec().channels_last);
+    assert!(!trainer.network().channels_last);
 }

@@ -13,7 +13,8 @@ use super::precision::{Autocast, Precision};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::Predictions;
-use crate::models::{self, Classifier, ModelKind, ModelSummary};
+use crate::models::backbone::is_channels_last;
+use crate::models::{self, to_channels_last, Classifier, ModelKind, ModelSummary};
 
 /// Loss and accuracy on a labelled set.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub struct TrainedNetwork {
     pub batch_size: usize,
     /// Forward passes in bf16 under autocast (see [`super::Precision`]).
     pub bf16: bool,
+    /// Kernels in channels-last memory order while predicting or evaluating on the CPU
+    /// [default: the network's `ModelSpec::channels_last`; a trainer's: its config's].
+    pub channels_last: bool,
     vs: nn::VarStore,
     model: Box<dyn Classifier>,
 }
@@ -58,6 +62,7 @@ impl TrainedNetwork {
             device: vs.device(),
             batch_size: model.kind().spec().eval_batch_size,
             bf16: false,
+            channels_last: model.kind().spec().channels_last,
             vs,
             model,
         }
@@ -150,26 +155,76 @@ impl TrainedNetwork {
         models::summary(self.model(), self.device)
     }
 
-    /// Runs `f` on `set` in batches of `batch_size` (evaluation mode, no gradients) and
-    /// concatenates the results on the CPU.
+    /// Runs `work` with the 4-D variables in channels-last order when `channels_last` is set
+    /// and they are on the CPU, then puts back the very tensors they had, also when `work` fails.
+    /// Variables already in channels-last order (inside a [`super::Trainer`]'s `fit`) are left as
+    /// they are. Same results in less time (measured with `fmnist evaluate`: the README's
+    /// Performance section).
+    fn in_inference_layout<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let kernels: Vec<Tensor> = self
+            .vs
+            .variables()
+            .into_values()
+            .filter(|v| v.dim() == 4)
+            .collect();
+        let relayout = self.channels_last
+            && self.device == Device::Cpu
+            && !kernels.is_empty()
+            && !kernels.iter().any(is_channels_last);
+        if !relayout {
+            return work();
+        }
+        let originals: Vec<Tensor> = kernels.iter().map(|v| v.detach()).collect();
+        let set_data = |data: &[Tensor]| -> Result<()> {
+            tch::no_grad(|| {
+                for (v, d) in kernels.iter().zip(data) {
+                    v.shallow_clone().f_set_data(d)?;
+                }
+                Ok(())
+            })
+        };
+        let channels_last: Vec<Tensor> = originals.iter().map(to_channels_last).collect();
+        set_data(&channels_last)?;
+        let result = work();
+        set_data(&originals)?;
+        result
+    }
+
+    /// Calls `f(start, batch)` for the batches of `batch_size` rows of `x` (`[N, …]`, moved to
+    /// the device), in order, in evaluation mode: no gradients, the network's inference layout
+    /// and its precision.
+    fn for_each_batch(&self, x: &Tensor, mut f: impl FnMut(i64, &Tensor)) -> Result<()> {
+        let n = x.size().first().copied().unwrap_or(0);
+        let bs = self.batch_size.max(1) as i64;
+        self.in_inference_layout(|| {
+            tch::no_grad(|| {
+                let _autocast = Autocast::enter(self.device, self.bf16);
+                let mut i = 0;
+                while i < n {
+                    let len = bs.min(n - i);
+                    f(i, &x.narrow(0, i, len).to_device(self.device));
+                    i += len;
+                }
+            });
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on `set` in batches (see [`Self::for_each_batch`]) and concatenates the results
+    /// on the CPU.
     fn map_batches(&self, set: &ImageSet, f: impl Fn(&Tensor) -> Tensor) -> Result<Tensor> {
         if set.is_empty() {
             return Err(Error::param("set", "no image to run the network on"));
         }
-        let x = set.images_tensor();
-        let bs = self.batch_size.max(1) as i64;
-        let n = set.len() as i64;
         let mut out = Vec::new();
-        tch::no_grad(|| {
-            let _autocast = Autocast::enter(self.device, self.bf16);
-            let mut i = 0;
-            while i < n {
-                let len = bs.min(n - i);
-                let y = f(&x.narrow(0, i, len).to_device(self.device));
-                out.push(y.to_device(Device::Cpu).to_kind(Kind::Float));
-                i += len;
-            }
-        });
+        self.for_each_batch(&set.images_tensor(), |_, xb| {
+            out.push(
+                f(xb)
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .contiguous(),
+            );
+        })?;
         Ok(Tensor::cat(&out, 0))
     }
 
@@ -228,25 +283,18 @@ impl TrainedNetwork {
                 ),
             ));
         }
-        let bs = self.batch_size.max(1) as i64;
         let (mut loss, mut correct) = (0.0f64, 0i64);
-        tch::no_grad(|| {
-            let _autocast = Autocast::enter(self.device, self.bf16);
-            let mut i = 0;
-            while i < n {
-                let len = bs.min(n - i);
-                let xb = x.narrow(0, i, len).to_device(self.device);
-                let yb = y.narrow(0, i, len).to_device(self.device);
-                let logits = self.model.forward_t(&xb, false).to_kind(Kind::Float);
-                loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
-                correct += logits
-                    .argmax(1, false)
-                    .eq_tensor(&yb)
-                    .sum(Kind::Int64)
-                    .int64_value(&[]);
-                i += len;
-            }
-        });
+        self.for_each_batch(x, |i, xb| {
+            let len = xb.size()[0];
+            let yb = y.narrow(0, i, len).to_device(self.device);
+            let logits = self.model.forward_t(xb, false).to_kind(Kind::Float);
+            loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
+            correct += logits
+                .argmax(1, false)
+                .eq_tensor(&yb)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+        })?;
         Ok(Evaluation {
             loss: loss / n as f64,
             accuracy: correct as f64 / n as f64,

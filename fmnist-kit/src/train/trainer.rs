@@ -78,6 +78,7 @@ impl Trainer {
         let mut net = TrainedNetwork::from_parts(vs, model);
         net.set_precision(config.precision);
         net.batch_size = config.eval_batch_size;
+        net.channels_last = config.channels_last;
         let kind = net.kind.to_string();
         let state = TrainerState {
             model: kind.clone(),

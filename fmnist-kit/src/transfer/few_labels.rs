@@ -223,7 +223,12 @@ pub fn few_label_study(
                 Box::new(net),
                 TrainConfig {
                     verbose: false,
-                    ..TransferRecipe::Tuned.fine_tune_config(epochs, settings.batch_size, seed)
+                    ..TransferRecipe::Tuned.fine_tune_config(
+                        backbone,
+                        epochs,
+                        settings.batch_size,
+                        seed,
+                    )
                 },
             )?;
             t.fit(&repeated, &validation)?;
@@ -245,7 +250,7 @@ pub fn few_label_study(
             let mut t = Trainer::with_model(
                 vs,
                 Box::new(net),
-                scratch_config(epochs, settings.batch_size, seed),
+                scratch_config(backbone, epochs, settings.batch_size, seed),
             )?;
             t.fit(&repeated, &validation)?;
             let scratch = t.evaluate(&test)?.accuracy;
@@ -292,7 +297,7 @@ fn repeat_to(set: &ImageSet, n: usize) -> Result<ImageSet> {
 
 /// Training from scratch: the kit's tuned recipe for networks trained from random weights
 /// (Adam 2e-3, warm-up then cosine, weight decay 0.05) with the fine-tuning's augmentation.
-fn scratch_config(epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
+fn scratch_config(backbone: Backbone, epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
     TrainConfig {
         optimizer: OptimizerKind::adam(),
         learning_rate: 2e-3,
@@ -302,6 +307,6 @@ fn scratch_config(epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
             min_lr: 0.0,
         },
         verbose: false,
-        ..TransferRecipe::Tuned.fine_tune_config(epochs, batch_size, seed)
+        ..TransferRecipe::Tuned.fine_tune_config(backbone, epochs, batch_size, seed)
     }
 }

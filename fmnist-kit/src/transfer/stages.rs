@@ -81,8 +81,14 @@ impl TransferRecipe {
         }
     }
 
-    /// Stage 2: fine-tuning on augmented images.
-    pub fn fine_tune_config(self, epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
+    /// Stage 2: fine-tuning `backbone` + head on augmented images.
+    pub fn fine_tune_config(
+        self,
+        backbone: Backbone,
+        epochs: usize,
+        batch_size: usize,
+        seed: u64,
+    ) -> TrainConfig {
         let base = TrainConfig {
             epochs,
             batch_size,
@@ -92,8 +98,7 @@ impl TransferRecipe {
             augment: AugmentConfig::original_resnet(),
             seed,
             channels_last: true,
-            // The transfer networks' own (`ModelSpec::eval_batch_size`).
-            eval_batch_size: 64,
+            eval_batch_size: ModelKind::for_backbone(backbone).spec().eval_batch_size,
             ..Default::default()
         };
         match self {
@@ -474,9 +479,12 @@ impl TransferRun {
         }
         let sizes = self.profile.sizes(self.kind);
         let epochs = self.options.epochs.unwrap_or(sizes.epochs);
-        let mut config = self
-            .recipe
-            .fine_tune_config(epochs, sizes.batch_size, self.options.seed);
+        let mut config = self.recipe.fine_tune_config(
+            self.backbone,
+            epochs,
+            sizes.batch_size,
+            self.options.seed,
+        );
         config.verbose = self.options.verbose;
         config.precision = self.options.precision;
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
