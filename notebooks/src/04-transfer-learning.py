@@ -173,7 +173,9 @@ Fine-tuning, which lets the trunk adapt, reached 0.908, and the same network fro
 same epochs. With few labels the pretrained trunk matters most: from 10 images per class the network from
 scratch reached 0.50, frozen ImageNet features 0.67 and fine-tuning 0.75; from 100 per class 0.54, 0.80 and
 0.84 (two seeds each, 2,000 test images). The original's interrupted run stood at about 0.63 validation
-accuracy. The whole notebook took about 15 minutes on 2 cores.
+accuracy. The whole notebook took about 15 minutes on 2 cores. At the original's 150 px on all 48,000 training
+images (`fmnist transfer --profile full`, 10 fine-tuning epochs, about 3 hours on the same 2 cores) the frozen
+features reached 0.894 and fine-tuning 0.946.
 
 Next: **05 · Grid search**.
 """),
