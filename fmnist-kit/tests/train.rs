@@ -330,7 +330,7 @@ fn evaluation_uses_the_configured_batch_and_each_network_has_its_own() {
         channels_last: false,
         ..Recipe::Tuned.config(ModelKind::Cnn4, 1, 32)
     };
-    let trainer = Trainer::new(ModelKind::Cnn4, config.clone(), Device::Cpu).unwrap();
+    let trainer = Trainer::new(ModelKind::Cnn4, config, Device::Cpu).unwrap();
     assert_eq!(trainer.network().batch_size, 7);
     // Its layout too: the 4-layer CNN's row says channels-last, this config does not.
     assert!(ModelKind::Cnn4.spec().channels_last);
