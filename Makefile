@@ -22,12 +22,12 @@ run: data
 	@$(ENV) python tests/run_notebooks.py --profile $(PROFILE) --out out/notebooks --html out/html --figures out/figures
 	@echo "Executed notebooks: out/notebooks/   HTML: out/html/   figures: out/figures/"
 
-# Notebooks are generated from notebooks/src/*.py (the only place to edit them).
-notebooks:
-	@python3 scripts/notebooks.py
+# Notebooks are generated from notebooks/src/*.md by jupytext, in the venv (the only place to edit them).
+notebooks: setup
+	@$(ENV) python scripts/notebooks.py
 
 test: data
-	@python3 scripts/notebooks.py --check
+	@$(ENV) python scripts/notebooks.py --check
 	@$(ENV) cargo test --release --workspace
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/smoke --html out/smoke-html
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/harness-check --expect-failure tests/fixtures/*.ipynb

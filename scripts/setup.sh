@@ -96,7 +96,7 @@ EOK
 }
 # evcxr's Jupyter kernel loads its configuration at start-up and says so in the kernel's log: with no
 # file it prints "No configuration file found, use the default configuration". The kernels' own config
-# folder holds this explicit file instead, so that the line names it (environment.md explains it).
+# folder holds this explicit file instead, so that the line names it (docs/environment.md explains it).
 evcxr_toml="$FMNIST_CACHE_DIR/evcxr-config/evcxr.toml"
 evcxr_toml_text='# evcxr configuration of the fmnist-kit kernels (written by scripts/setup.sh; EVCXR_CONFIG_DIR).
 # evcxr reads it at every kernel start and prints "Loading startup configuration from: <this file>".

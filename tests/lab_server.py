@@ -24,10 +24,19 @@ from pathlib import Path
 from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "notebooks" / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 from labtools import Failure, LabServer  # noqa: E402
-from nbtools import FIRST_CELL  # noqa: E402
+
+
+def first_cell() -> str:
+    """The notebooks' shared dependency cell, as notebook 01 holds it (`scripts/notebooks.py --check`, the first
+    step of make test, keeps it identical in every notebook and every source in notebooks/src/)."""
+    nb = json.loads((ROOT / "notebooks" / "01-visualization.ipynb").read_text(encoding="utf-8"))
+    source = next(c["source"] for c in nb["cells"] if c["cell_type"] == "code")
+    return source if isinstance(source, str) else "".join(source)
+
+
+FIRST_CELL = first_cell()
 
 CELLS = [
     ("first cell", FIRST_CELL, False),
