@@ -19,6 +19,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file or folder the caller named does not exist.
+    #[error("{path}: no such {what}")]
+    NotFound { path: PathBuf, what: &'static str },
+
+    /// Weights whose network nothing beside them names (no `network.json`, `result.json` or
+    /// `state.json`): the caller has to say which network they belong to.
+    #[error("{path}: no network.json, result.json or state.json beside the weights names their network ({names})")]
+    UnnamedNetwork { path: PathBuf, names: String },
+
+    /// A call made before what it needs has happened (e.g. a result asked for before `fit`).
+    #[error("{what}: {message}")]
+    NotReady { what: &'static str, message: String },
+
     /// The file is not a usable gzip stream (not gzip at all, or cut short).
     #[error("{path}: not a valid gzip stream ({detail})")]
     Gzip { path: PathBuf, detail: String },

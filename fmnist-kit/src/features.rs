@@ -17,22 +17,16 @@ use crate::viz::{image_grid, Figure, ImageGridConfig, ImageTile};
 /// Channels per row of a feature-map grid, as in the original.
 pub const CHANNELS_PER_ROW: usize = 16;
 
-/// The named 4-D activations (`[1, C, H, W]`) of `model` for image `index` of `set`:
-/// every convolution, batch-norm, activation, pooling layer or block, in order.
-pub fn layer_activations(
-    model: &dyn Classifier,
-    set: &ImageSet,
-    index: usize,
-    device: Device,
-) -> Result<Vec<(String, Tensor)>> {
-    let one = set.select(&[index])?;
-    let x = one.images_tensor().to_device(device);
-    let acts = tch::no_grad(|| model.activations(&x, false));
-    Ok(acts
+/// The feature maps among a network's activations (as [`TrainedNetwork::activations`] gives
+/// them): the 4-D outputs `[1, C, H, W]` of every convolution, batch-norm, activation, pooling
+/// layer or block, in order.
+///
+/// [`TrainedNetwork::activations`]: crate::train::TrainedNetwork::activations
+pub fn feature_maps(activations: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    activations
         .into_iter()
         .filter(|(_, t)| t.dim() == 4)
-        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
-        .collect())
+        .collect()
 }
 
 /// Channel `c` of an activation `[1, C, H, W]` as grey levels in 0..1 by the original's recipe
@@ -301,7 +295,8 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Cnn4::new(&vs.root(), &Cnn4Config::default()).unwrap();
         let set = one_image();
-        let layers = layer_activations(&m, &set, 0, Device::Cpu).unwrap();
+        let x = set.images_tensor();
+        let layers = feature_maps(tch::no_grad(|| m.activations(&x, false)));
         assert_eq!(
             layers.len(),
             16,

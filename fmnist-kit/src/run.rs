@@ -21,11 +21,13 @@ use tch::Device;
 use crate::augment::AugmentConfig;
 use crate::data::FashionMnist;
 use crate::error::{Error, Result};
-use crate::models::ModelKind;
+use crate::models::{ModelKind, NetworkConfig, Weights};
 use crate::profile::{Profile, ProfileSets};
 use crate::train::{best_device, CheckpointDir, Precision, Recipe, RunResult, Trainer};
 
-/// What a run may change from its profile's settings. The defaults change nothing.
+/// What a run may change from its profile's settings, for every kind of run: a network trained
+/// from scratch ([`TrainingRun`]) and a transfer run ([`crate::transfer::TransferRun`], which
+/// also reads `weights` and `image_size`). The defaults change nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunOptions {
     /// Another recipe than the profile's.
@@ -47,6 +49,11 @@ pub struct RunOptions {
     pub device: Option<Device>,
     /// Another precision of forward passes than fp32 (see [`Precision`]).
     pub precision: Option<Precision>,
+    /// Transfer runs: the trunk's weights [default: the backbone's ImageNet weights; an error
+    /// when there are none].
+    pub weights: Option<Weights>,
+    /// Networks that resize their input: another side than the profile's.
+    pub image_size: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -62,7 +69,31 @@ impl Default for RunOptions {
             verbose: true,
             device: None,
             precision: None,
+            weights: None,
+            image_size: None,
         }
+    }
+}
+
+impl RunOptions {
+    /// The recipe of a run of `profile`: these options' or the profile's.
+    pub fn recipe_for(&self, profile: &Profile) -> Recipe {
+        self.recipe.unwrap_or(profile.recipe)
+    }
+
+    /// The checkpoint folder of a run of `kind` in `profile`: these options' or
+    /// `artifacts/<profile>/<model>`.
+    pub fn checkpoints(&self, profile: &Profile, kind: ModelKind) -> CheckpointDir {
+        CheckpointDir(
+            self.out
+                .clone()
+                .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
+        )
+    }
+
+    /// The device of the run: these options' or the best there is.
+    pub fn device(&self) -> Device {
+        self.device.unwrap_or_else(best_device)
     }
 }
 
@@ -108,30 +139,19 @@ impl TrainingRun {
             config.precision = p;
         }
         config.verbose = options.verbose;
-        let checkpoints = CheckpointDir(
-            options
-                .out
-                .clone()
-                .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
-        );
+        let checkpoints = options.checkpoints(&profile, kind);
         config.checkpoint_dir = Some(checkpoints.0.clone());
         let sets = profile.sets(kind, data)?;
-        let device = options.device.unwrap_or_else(best_device);
+        let device = options.device();
+        // Networks that resize their input take the profile's size (or the options').
+        let network = NetworkConfig::default_for(kind)
+            .with_input_size(options.image_size.or(profile.sizes(kind).input_size));
         let (trainer, resumed_after) = if options.resume && checkpoints.can_resume() {
-            let t = Trainer::resume(kind, config, device, checkpoints.path())?;
+            let t = Trainer::resume(network, config, device, checkpoints.path())?;
             let done = t.epochs_done();
             (t, Some(done))
         } else {
-            // Networks that resize their input take the profile's size.
-            let network = match profile.sizes(kind).input_size {
-                Some(s) => serde_json::json!({ "input_size": s }),
-                None => serde_json::Value::Null,
-            };
-            config.validate()?;
-            tch::manual_seed(config.seed as i64);
-            let vs = tch::nn::VarStore::new(device);
-            let model = kind.build_with(&vs.root(), &network)?;
-            (Trainer::with_model(vs, model, config)?, None)
+            (Trainer::new(network, config, device)?, None)
         };
         Ok(TrainingRun {
             kind,
@@ -182,8 +202,9 @@ impl TrainingRun {
 
     /// The result of [`TrainingRun::fit`]; an error before it ran.
     pub fn result(&self) -> Result<&RunResult> {
-        self.result
-            .as_ref()
-            .ok_or_else(|| Error::param("run", "not fitted yet: call fit() first"))
+        self.result.as_ref().ok_or_else(|| Error::NotReady {
+            what: "training run",
+            message: "not fitted yet: call fit() first".into(),
+        })
     }
 }

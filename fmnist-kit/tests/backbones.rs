@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fmnist_kit::data::ImageSet;
-use fmnist_kit::models::{load_trunk_weights, Backbone, ModelKind};
+use fmnist_kit::models::{load_trunk_weights, Backbone, ModelKind, NetworkConfig};
 use fmnist_kit::train::TrainedNetwork;
 use fmnist_kit::transfer::{FeatureExtractor, Weights, WeightsRecord};
 use tch::{nn, Device, Kind, Tensor};
@@ -245,9 +245,9 @@ fn a_transfer_network_predicts_the_same_in_its_cpu_layout_and_gives_the_layout_b
     // row's layout) and restores the default order afterwards.
     let set = images();
     tch::manual_seed(5);
-    let config = serde_json::json!({ "input_size": 48 });
-    let mut net = TrainedNetwork::with_config(ModelKind::EfficientNetLite0, &config, Device::Cpu)
-        .expect("lite0 network");
+    let network =
+        NetworkConfig::default_for(ModelKind::EfficientNetLite0).with_input_size(Some(48));
+    let mut net = TrainedNetwork::untrained(network, Device::Cpu).expect("lite0 network");
     net.batch_size = 4;
     assert!(
         net.channels_last,

@@ -315,5 +315,25 @@ fn train_then_evaluate_agree_with_each_other() {
         dir.path(),
     );
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--model"));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("/nonexistent/best.safetensors: no such") && !said.contains("--model"),
+        "the cause is the missing file: {said}"
+    );
+    // Weights that nothing beside them names need --model.
+    let lone = dir.path().join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(&ckpt, lone.join("w.safetensors")).unwrap();
+    let unnamed = fmnist(
+        &[
+            "evaluate",
+            "--checkpoint",
+            lone.join("w.safetensors").to_str().unwrap(),
+            "--data",
+            data,
+        ],
+        dir.path(),
+    );
+    assert_eq!(unnamed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unnamed.stderr).contains("--model"));
 }

@@ -11,7 +11,6 @@ use fmnist_kit::augment::AugmentConfig;
 use fmnist_kit::data::ImageSet;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::train::{LrSchedule, Recipe, TrainConfig, Trainer};
-use fmnist_kit::transfer::TransferRecipe;
 use tch::{Device, Kind};
 
 static TORCH_RNG: Mutex<()> = Mutex::new(());
@@ -316,7 +315,7 @@ fn evaluation_uses_the_configured_batch_and_each_network_has_its_own() {
     assert!(ModelKind::InceptionV3.spec().eval_batch_size <= 64);
     // Fine-tuning (stage 2) and the few-label study evaluate in the network's own batches too.
     for backbone in [Backbone::InceptionV3, Backbone::EfficientNetLite0] {
-        for recipe in [TransferRecipe::Tuned, TransferRecipe::Original] {
+        for recipe in [Recipe::Tuned, Recipe::Original] {
             assert_eq!(
                 recipe.fine_tune_config(backbone, 1, 32, 0).eval_batch_size,
                 ModelKind::for_backbone(backbone).spec().eval_batch_size,
@@ -335,4 +334,97 @@ fn evaluation_uses_the_configured_batch_and_each_network_has_its_own() {
     // Its layout too: the 4-layer CNN's row says channels-last, this config does not.
     assert!(ModelKind::Cnn4.spec().channels_last);
     assert!(!trainer.network().channels_last);
+}
+
+/// Asks the loop to stop once, before batch `batch` of epoch `epoch`.
+struct StopOnce {
+    request: fmnist_kit::train::StopRequest,
+    at: (usize, usize),
+    fired: bool,
+}
+
+impl fmnist_kit::train::Callback for StopOnce {
+    fn name(&self) -> &'static str {
+        "stop once"
+    }
+    fn after_step(
+        &mut self,
+        ctx: &mut fmnist_kit::train::StepContext<'_>,
+    ) -> fmnist_kit::Result<()> {
+        if !self.fired && (ctx.epoch, ctx.batch + 1) == self.at {
+            self.fired = true;
+            self.request.request();
+        }
+        Ok(())
+    }
+}
+
+/// Every figure a sink receives.
+#[derive(Default)]
+struct Collect(std::rc::Rc<std::cell::RefCell<(Vec<fmnist_kit::train::EpochRecord>, Vec<i64>)>>);
+
+impl fmnist_kit::train::MetricsSink for Collect {
+    fn record_epoch(
+        &mut self,
+        _model: &str,
+        r: &fmnist_kit::train::EpochRecord,
+    ) -> fmnist_kit::Result<()> {
+        self.0.borrow_mut().0.push(r.clone());
+        Ok(())
+    }
+    fn loss_every_steps(&self) -> Option<usize> {
+        Some(4)
+    }
+    fn record_loss(&mut self, step: i64, loss: f64) -> fmnist_kit::Result<()> {
+        assert!(loss.is_finite());
+        self.0.borrow_mut().1.push(step);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_stop_request_rolls_back_to_the_last_epoch_and_fitting_again_continues_exactly() {
+    let _lock = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, val) = (synthetic_set(200, 7), synthetic_set(60, 8));
+    // The tuned recipe sets the rate every step, in channels-last: the rollback has to restore
+    // the step count, the rate, the moments and the layout.
+    let tuned = TrainConfig {
+        channels_last: true,
+        verbose: false,
+        ..Recipe::Tuned.config(ModelKind::Cnn4, 3, 32)
+    };
+    let mut stopped = Trainer::new(ModelKind::Cnn4, tuned.clone(), Device::Cpu).unwrap();
+    let request = stopped.stop_request();
+    stopped.add_callback(Box::new(StopOnce {
+        request,
+        at: (2, 4),
+        fired: false,
+    }));
+    let seen = Collect::default();
+    let figures = seen.0.clone();
+    stopped.add_sink(Box::new(seen));
+    stopped.fit(&train, &val).unwrap();
+    assert_eq!(stopped.interrupted_after(), Some(1), "stopped in epoch 2");
+    assert_eq!(stopped.epochs_done(), 1);
+    assert_eq!(stopped.history.epochs.len(), 1);
+    assert!(
+        stopped.history.stop_reason.is_empty(),
+        "the run has not ended"
+    );
+    stopped.fit(&train, &val).unwrap();
+    assert_eq!(stopped.interrupted_after(), None);
+
+    let mut straight = Trainer::new(ModelKind::Cnn4, tuned, Device::Cpu).unwrap();
+    straight.fit(&train, &val).unwrap();
+    assert_eq!(losses(&stopped), losses(&straight));
+    assert_eq!(stopped.learning_rate(), straight.learning_rate());
+    let a = stopped.var_store().variables();
+    for (name, w) in straight.var_store().variables() {
+        assert!(a[&name].equal(&w), "{name} equal bit for bit");
+    }
+    // The sink saw every finished epoch once, as the history did, and every 4th step's loss.
+    let (epochs, steps) = figures.borrow().clone();
+    assert_eq!(epochs, stopped.history.epochs);
+    let per_epoch = 200usize.div_ceil(32) as i64;
+    assert!(steps.iter().all(|s| s % 4 == 0) && steps.last() == Some(&(3 * per_epoch / 4 * 4)));
 }

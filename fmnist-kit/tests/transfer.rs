@@ -88,13 +88,13 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     );
     let frozen = accuracy(&first, "frozen_test_accuracy");
     accuracy(&first, "test_accuracy");
-    for key in ["feature_seconds", "stage1_seconds", "stage2_seconds"] {
+    for key in ["feature_seconds", "stage1_seconds", "train_seconds"] {
         assert!(
             first[key].as_f64().is_some_and(|s| s > 0.0),
             "{key}: {first}"
         );
     }
-    assert_eq!(first["stage2_epochs"], 1);
+    assert_eq!(first["epochs_run"], 1);
     assert_eq!(first["features_from_cache"], false);
     assert!(
         first["stage1_epochs"].as_u64().is_some_and(|e| e >= 1),
@@ -117,7 +117,7 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     let resumed = fmnist(&resumed_args, &idx, &cache);
     let second = json_of(&resumed);
     assert_eq!(second["frozen_test_accuracy"].as_f64(), Some(frozen));
-    assert_eq!(second["stage2_epochs"], 2, "{second}");
+    assert_eq!(second["epochs_run"], 2, "{second}");
     let history: Value = serde_json::from_slice(
         &std::fs::read(out.join("history.json")).expect("history.json beside the checkpoint"),
     )
@@ -163,7 +163,7 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     assert_eq!(other["image_size"], 40);
     assert_eq!(other["features_from_cache"], false, "{other}");
     // The 32-px checkpoint had 2 epochs; continuing it would report 2.
-    assert_eq!(other["stage2_epochs"], 1, "{other}");
+    assert_eq!(other["epochs_run"], 1, "{other}");
 }
 
 #[test]

@@ -7,11 +7,11 @@
 //! point of the grid builds and trains its own network.
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device};
+use tch::Device;
 
 use crate::data::{ImageSet, NUM_CLASSES};
 use crate::error::{Error, Result};
-use crate::models::{Cnn4, Cnn4Config};
+use crate::models::{Cnn4Config, NetworkConfig};
 use crate::train::{LrSchedule, OptimizerKind, TrainConfig, Trainer};
 
 mod records;
@@ -67,12 +67,12 @@ pub struct GridPoint {
 
 impl GridPoint {
     /// The network of this point: the CNN with its dropout and first dense size.
-    pub fn cnn4_config(&self) -> Cnn4Config {
-        Cnn4Config {
+    pub fn network(&self) -> NetworkConfig {
+        NetworkConfig::Cnn4(Cnn4Config {
             dense: vec![self.dense, 256],
             dropout: self.dropout,
             ..Default::default()
-        }
+        })
     }
 
     /// How this point trains: its optimiser at its constant learning rate, the settings'
@@ -215,7 +215,10 @@ pub fn grid_search(
     search
         .run(None, Shard::ALL, device)?
         .report
-        .ok_or_else(|| Error::param("grid", "the search did not finish"))
+        .ok_or_else(|| Error::NotReady {
+            what: "grid search",
+            message: "the search did not finish".into(),
+        })
 }
 
 /// One fit: a fresh `Cnn4` with the point's dropout and dense size, trained for the settings'
@@ -229,11 +232,8 @@ pub fn fit_point(
     held_out: &ImageSet,
     device: Device,
 ) -> Result<(f64, f64)> {
-    tch::manual_seed(settings.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = Cnn4::new(&vs.root(), &point.cnn4_config())?;
     let config = point.train_config(optimizer, settings);
-    let mut trainer = Trainer::with_model(vs, Box::new(model), config)?;
+    let mut trainer = Trainer::new(point.network(), config, device)?;
     trainer.fit(train, held_out)?;
     let last = trainer
         .history

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device};
+use tch::Device;
 
 use super::{GridPoint, GridReport, GridSearch};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::models::{Cnn4, ModelKind};
-use crate::train::{NetworkFile, Trainer};
+use crate::train::Trainer;
 use crate::util::{read_json, write_json_atomic};
 
 /// Folder of the refit network inside a grid folder.
@@ -100,13 +99,10 @@ pub fn refit_best(
             )
         })?;
     let start = Instant::now();
-    tch::manual_seed(search.settings.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = Cnn4::new(&vs.root(), &point.cnn4_config())?;
-    let mut trainer = Trainer::with_model(
-        vs,
-        Box::new(model),
+    let mut trainer = Trainer::new(
+        point.network(),
         point.train_config(optimizer, &search.settings),
+        device,
     )?;
     trainer.fit(&search.images, validation)?;
     let test_eval = trainer.evaluate(test)?;
@@ -115,11 +111,7 @@ pub fn refit_best(
     let net = trainer.network();
     let checkpoint = out.join(REFIT_WEIGHTS);
     net.save_weights(&checkpoint)?;
-    NetworkFile {
-        model: ModelKind::Cnn4,
-        config: net.network_file().config,
-    }
-    .save(&out)?;
+    net.network_file().save(&out)?;
     let key = search.identity.refit_key(&point)?;
     let result = RefitResult {
         point,

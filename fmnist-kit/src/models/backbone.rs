@@ -1,5 +1,4 @@
-//! ImageNet backbones for transfer learning: what every trunk offers ([`Trunk`]: pooled features
-//! of a preprocessed batch), what the kit knows about each ([`Backbone`]: feature size, minimum
+//! ImageNet backbones for transfer learning: what the kit knows about each ([`Backbone`]: feature size, minimum
 //! input, normalisation, which layers stay frozen when fine-tuning, the weights file), the
 //! preprocessing of a Fashion-MNIST batch ([`preprocess`]), and the strict loading of ImageNet
 //! weights ([`load_trunk_weights`]).
@@ -8,26 +7,71 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use super::efficientnet_lite0::EfficientNetLite0;
 use super::inception_v3::InceptionV3;
-use super::layers::Recorder;
+use super::trunk::Trunk;
 use crate::error::{Error, Result};
 
-/// A backbone's trunk: preprocessed images `[N, 3, S, S]` to pooled features `[N, D]`.
-pub trait Trunk: std::fmt::Debug + Send {
-    /// Pooled features of `x`; every stage's 4-D output is recorded by name. `train` puts batch
-    /// norm in training mode (and turns stochastic depth on, where the network has it).
-    fn forward(&self, x: &Tensor, train: bool, rec: &mut Recorder<'_>) -> Tensor;
-    /// The stem's kernel (to read the memory layout of the trunk's variables).
-    fn first_kernel(&self) -> &Tensor;
-    /// For inference with fixed weights (a frozen feature extractor): folds every batch norm
-    /// into its convolution, so that forward passes in evaluation mode run one convolution with
-    /// a bias instead of a convolution and a batch norm. Training-mode passes are unchanged;
-    /// the folded weights do not follow later changes of the variables.
-    fn fold_batch_norm(&mut self);
+/// Where a trunk's weights come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Weights {
+    /// ImageNet weights in a safetensors file with the reference's tensor names.
+    ImageNet(PathBuf),
+    /// Random initialisation from a seed: only when asked for, and labelled so everywhere.
+    Random { seed: u64 },
 }
+
+impl Weights {
+    /// The backbone's ImageNet weights where the kit finds them (see
+    /// [`Backbone::default_weights`]); an error saying how to get them when there are none.
+    pub fn imagenet(backbone: Backbone) -> Result<Weights> {
+        backbone
+            .default_weights()
+            .map(Weights::ImageNet)
+            .ok_or_else(|| {
+                let how = match backbone {
+                    Backbone::EfficientNetLite0 => format!(
+                        "`make setup` converts them into {}",
+                        crate::util::cache_root()
+                            .join("weights")
+                            .join(LITE0_WEIGHTS_FILE)
+                            .display()
+                    ),
+                    Backbone::InceptionV3 => format!(
+                        "none are installable offline; make the file on a machine with internet \
+                     (see README: {INCEPTION_RECIPE}) and pass --weights PATH or set {}",
+                        INCEPTION_WEIGHTS_ENV
+                    ),
+                };
+                Error::param(
+                    "weights",
+                    format!("no {} ImageNet weights found: {how}", backbone.title()),
+                )
+            })
+    }
+
+    /// `random`, or a path to a weights file.
+    pub fn parse(s: &str) -> Weights {
+        if s.trim().eq_ignore_ascii_case("random") {
+            Weights::Random { seed: 13 }
+        } else {
+            Weights::ImageNet(PathBuf::from(s))
+        }
+    }
+
+    /// True for ImageNet weights.
+    pub fn is_pretrained(&self) -> bool {
+        matches!(self, Weights::ImageNet(_))
+    }
+}
+
+/// The one command that writes torchvision's InceptionV3 ImageNet weights as the kit reads them.
+pub const INCEPTION_RECIPE: &str = "python -c \"import torch, torchvision; from safetensors.torch import save_file; \
+m = torchvision.models.inception_v3(weights='IMAGENET1K_V1'); \
+save_file({k: v.contiguous() for k, v in m.state_dict().items() \
+if not k.startswith('AuxLogits.') and not k.endswith('num_batches_tracked')}, 'inception_v3_imagenet.safetensors')\"";
 
 /// Which ImageNet backbone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -344,15 +388,4 @@ pub fn load_trunk_weights(
         sha256: crate::util::sha256_file(path)?,
         tensors: vars.len(),
     })
-}
-
-/// True when a 4-D tensor's memory is in channels-last order (and not also contiguous: a tensor
-/// with one channel or a 1×1 extent, e.g. a pointwise kernel, is both, and counts as neither).
-pub(crate) fn is_channels_last(t: &Tensor) -> bool {
-    let (size, stride) = (t.size(), t.stride());
-    size.len() == 4
-        && size[1] > 1
-        && size[2] * size[3] > 1
-        && stride[1] == 1
-        && t.device() == Device::Cpu
 }

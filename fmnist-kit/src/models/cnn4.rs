@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::classifier::Classifier;
+use super::kind::ModelKind;
 use super::layers::{bn_params, conv_params, glorot_uniform, keras_bn, linear_params, Recorder};
-use super::{Classifier, ModelKind};
 use crate::error::{Error, Result};
 
 /// Non-linearity of the CNN's hidden layers.
@@ -152,10 +153,6 @@ impl ModuleT for Cnn4 {
 impl Classifier for Cnn4 {
     fn kind(&self) -> ModelKind {
         ModelKind::Cnn4
-    }
-
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
     }
 
     fn l2_kernels(&self) -> Vec<(Tensor, f64)> {

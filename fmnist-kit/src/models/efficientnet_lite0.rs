@@ -16,8 +16,8 @@
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
-use super::backbone::Trunk;
 use super::layers::{FoldedConv, Recorder};
+use super::trunk::Trunk;
 
 /// Per stage: repeats, kernel, stride of the first block, expansion, input and output channels.
 const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [

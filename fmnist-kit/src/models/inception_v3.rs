@@ -12,8 +12,8 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::backbone::Trunk;
 use super::layers::{FoldedConv, Recorder};
+use super::trunk::Trunk;
 
 /// torchvision's `BasicConv2d`: convolution (no bias), batch norm (eps 1e-3), ReLU.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! counts, and the recorder of named intermediate outputs.
 
 use tch::nn;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 /// Pushes named outputs onto an optional list (the `record` of
 /// [`super::Classifier::run`]); with `None` it keeps nothing.
@@ -141,4 +141,15 @@ impl FoldedConv {
             self.groups,
         )
     }
+}
+
+/// True when a 4-D tensor's memory is in channels-last order (and not also contiguous: a tensor
+/// with one channel or a 1×1 extent, e.g. a pointwise kernel, is both, and counts as neither).
+pub(crate) fn is_channels_last(t: &Tensor) -> bool {
+    let (size, stride) = (t.size(), t.stride());
+    size.len() == 4
+        && size[1] > 1
+        && size[2] * size[3] > 1
+        && stride[1] == 1
+        && t.device() == Device::Cpu
 }

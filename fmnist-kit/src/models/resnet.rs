@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::classifier::Classifier;
+use super::kind::ModelKind;
 use super::layers::{bn_params, conv_params, he_conv, keras_bn, linear_params, Recorder};
-use super::{Classifier, ModelKind};
 use crate::error::{Error, Result};
 
 /// Settings of [`ResNet`]; the defaults are the original's.
@@ -171,10 +172,6 @@ impl ModuleT for ResNet {
 impl Classifier for ResNet {
     fn kind(&self) -> ModelKind {
         ModelKind::ResNet
-    }
-
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
     }
 
     fn l2_kernels(&self) -> Vec<(Tensor, f64)> {

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::{Classifier, ModelKind};
+use super::classifier::Classifier;
+use super::kind::ModelKind;
 use crate::error::Result;
 
 /// One row of a model summary.

@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::backbone::{is_channels_last, preprocess, Backbone, Trunk};
-use super::layers::{glorot_uniform, linear_params, to_channels_last, Recorder};
-use super::{Classifier, ModelKind};
+use super::backbone::{preprocess, Backbone};
+use super::classifier::Classifier;
+use super::kind::ModelKind;
+use super::layers::{glorot_uniform, is_channels_last, linear_params, to_channels_last, Recorder};
+use super::trunk::Trunk;
 use crate::error::{Error, Result};
 
 /// Settings of a [`TransferNet`]; the defaults are the original's head.
@@ -170,10 +172,6 @@ impl Classifier for TransferNet {
         ModelKind::for_backbone(self.backbone)
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
-    }
-
     fn l2_kernels(&self) -> Vec<(Tensor, f64)> {
         Vec::new()
     }
@@ -248,10 +246,6 @@ impl ModuleT for TransferHead {
 impl Classifier for TransferHead {
     fn kind(&self) -> ModelKind {
         ModelKind::for_backbone(self.backbone)
-    }
-
-    fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "head_only": true, "head": self.config })
     }
 
     fn l2_kernels(&self) -> Vec<(Tensor, f64)> {

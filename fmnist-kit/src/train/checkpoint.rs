@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::models::ModelKind;
+use crate::models::{ModelKind, NetworkConfig};
 use crate::util::{read_json, write_json_atomic};
 
 /// The weights of the epoch with the best validation loss.
@@ -114,14 +114,24 @@ impl NetworkFile {
                 });
             }
         }
-        Err(Error::data(
-            checkpoint,
-            "network",
-            format!(
-                "no {NETWORK}, {RESULT} or {TRAINER_STATE} beside the weights names their network; name it ({})",
-                ModelKind::names()
-            ),
-        ))
+        Err(Error::UnnamedNetwork {
+            path: checkpoint.to_path_buf(),
+            names: ModelKind::names(),
+        })
+    }
+
+    /// What `network.json` holds for `network`.
+    pub fn of(network: &NetworkConfig) -> NetworkFile {
+        NetworkFile {
+            model: network.kind(),
+            config: network.settings_json(),
+        }
+    }
+
+    /// The typed network this file describes; settings that do not parse are an error naming
+    /// `source` (the file it was read from).
+    pub fn network(&self, source: &Path) -> Result<NetworkConfig> {
+        NetworkConfig::from_settings_json(self.model, &self.config, source)
     }
 
     /// Writes `network.json` into `dir` (atomically).
@@ -219,9 +229,11 @@ impl RunResult {
     }
 }
 
-/// Counters that a resumed run must continue from.
+/// The loop's counters, kept by its pieces (the schedule's position and rate, the best loss,
+/// the patience counters) and saved as `state.json` with every checkpoint, so that a resumed run
+/// continues from them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct TrainerState {
+pub struct LoopState {
     pub model: String,
     pub epochs_done: usize,
     pub learning_rate: f64,

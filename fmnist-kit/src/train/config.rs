@@ -1,15 +1,16 @@
 //! What a training run is told: the optimiser, the learning-rate schedule, regularisation,
-//! augmentation, early stopping, checkpoints and memory layout ([`TrainConfig`]), and the two
-//! [`Recipe`]s that fill it in for a network: the original project's settings and tuned ones.
+//! augmentation, early stopping, checkpoints and memory layout ([`TrainConfig`]). The recipes
+//! that fill it in for a network are in [`super::recipe`]; which pieces of the loop it turns on
+//! is in [`super::callbacks`].
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::precision::Precision;
+use super::schedule::{LrSchedule, ReduceLrOnPlateau};
 use crate::augment::AugmentConfig;
 use crate::error::{Error, Result};
-use crate::models::ModelKind;
 
 /// The optimiser and its settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,48 +36,6 @@ impl OptimizerKind {
         OptimizerKind::Sgd {
             momentum: 0.9,
             nesterov: true,
-        }
-    }
-}
-
-/// Reduce the learning rate when the validation loss stops improving (Keras `ReduceLROnPlateau`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReduceLrOnPlateau {
-    pub factor: f64,
-    /// Epochs without improvement before reducing.
-    pub patience: usize,
-    pub min_lr: f64,
-}
-
-/// How the learning rate changes during a run.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum LrSchedule {
-    /// The configured rate throughout.
-    Constant,
-    /// Keras's `ReduceLROnPlateau`, checked after every epoch.
-    ReduceOnPlateau(ReduceLrOnPlateau),
-    /// A linear warm-up from near 0 over `warmup_epochs`, then a half cosine down to `min_lr`
-    /// at the end of the last epoch; updated after every batch.
-    WarmupCosine { warmup_epochs: f64, min_lr: f64 },
-}
-
-impl LrSchedule {
-    /// The rate after `step` of `total_steps` optimiser steps (1-based), for a base rate `base`.
-    pub fn rate_at(&self, base: f64, step: i64, steps_per_epoch: usize, total_steps: i64) -> f64 {
-        match *self {
-            LrSchedule::WarmupCosine {
-                warmup_epochs,
-                min_lr,
-            } => {
-                let warmup = (warmup_epochs * steps_per_epoch as f64).round() as i64;
-                if step <= warmup {
-                    return base * step as f64 / warmup.max(1) as f64;
-                }
-                let span = (total_steps - warmup).max(1) as f64;
-                let t = ((step - warmup) as f64 / span).clamp(0.0, 1.0);
-                min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
-            }
-            LrSchedule::Constant | LrSchedule::ReduceOnPlateau(_) => base,
         }
     }
 }
@@ -114,9 +73,9 @@ pub struct TrainConfig {
     /// network's own, [`crate::models::ModelSpec::eval_batch_size`]).
     pub eval_batch_size: usize,
     /// Train on the CPU with convolution kernels (and so activations) in channels-last memory
-    /// order; outside `fit` and `measure_throughput` the variables keep the default order.
-    /// On the 2-core CPU of DESIGN.md it made the 4-layer CNN ~20% faster and the ResNet ~3%
-    /// slower, so the CNN's settings turn it on and the ResNet's leave it off.
+    /// order; outside `fit` and the throughput benchmark the variables keep the default order.
+    /// On a 2-core CPU it made the 4-layer CNN ~20% faster and the ResNet ~3% slower
+    /// (docs/performance.md), so the CNN's row turns it on and the ResNet's leaves it off.
     pub channels_last: bool,
     /// Forward passes in fp32, in bf16 under autocast, or `auto` (bf16 on CUDA and on CPUs with
     /// AMX, see [`Precision::resolve`]); the optimiser keeps fp32 weights either way.
@@ -236,71 +195,6 @@ impl TrainConfig {
     }
 }
 
-/// Which settings a training run uses: the original project's, or better ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Recipe {
-    /// The original's intended settings: Adam 1e-3, the L2 penalties, reduce-LR on plateau and
-    /// the augmentation of the network's row of [`crate::models::MODELS`], early stopping.
-    Original,
-    /// Settings tuned here ([`TrainConfig::tuned`]): Adam with decoupled weight decay on the
-    /// kernels instead of the L2 penalties, one warm-up epoch then cosine decay over the whole
-    /// run, flips, shifts of 0.1 and random erasing (no brightness change).
-    Tuned,
-}
-
-impl Recipe {
-    /// The settings of this recipe for `kind`, from its row of [`crate::models::MODELS`].
-    pub fn config(self, kind: ModelKind, epochs: usize, batch_size: usize) -> TrainConfig {
-        let spec = kind.spec();
-        match self {
-            Recipe::Original => {
-                let o = spec.original;
-                TrainConfig {
-                    epochs,
-                    batch_size,
-                    schedule: LrSchedule::ReduceOnPlateau(ReduceLrOnPlateau {
-                        factor: o.plateau_factor,
-                        patience: o.plateau_patience,
-                        min_lr: o.plateau_min_lr,
-                    }),
-                    augment: (o.augment)(),
-                    channels_last: spec.channels_last,
-                    eval_batch_size: spec.eval_batch_size,
-                    ..Default::default()
-                }
-            }
-            Recipe::Tuned => TrainConfig {
-                channels_last: spec.channels_last,
-                eval_batch_size: spec.eval_batch_size,
-                ..TrainConfig::tuned(epochs, batch_size)
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for Recipe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Recipe::Original => "original",
-            Recipe::Tuned => "tuned",
-        })
-    }
-}
-
-impl std::str::FromStr for Recipe {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Recipe> {
-        match s {
-            "original" => Ok(Recipe::Original),
-            "tuned" => Ok(Recipe::Tuned),
-            other => Err(Error::param(
-                "recipe",
-                format!("{other:?} is not one of original, tuned"),
-            )),
-        }
-    }
-}
-
 impl std::fmt::Display for TrainConfig {
     /// The settings as a few aligned lines, for notebooks and the CLI.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -400,45 +294,5 @@ impl std::fmt::Display for TrainConfig {
             write!(f, "{k:<15} {v}")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recipes_differ_as_documented() {
-        let original = Recipe::Original.config(ModelKind::Cnn4, 50, 256);
-        let tuned = Recipe::Tuned.config(ModelKind::Cnn4, 50, 256);
-        let text = original.to_string();
-        assert!(text.contains("×0.2 after 2 epochs") && text.contains("brightness 0.5–1.5"));
-        let text = tuned.to_string();
-        assert!(
-            text.contains("cosine decay") && !text.contains("brightness"),
-            "{text}"
-        );
-        assert!(
-            tuned.channels_last && !Recipe::Tuned.config(ModelKind::ResNet, 1, 32).channels_last
-        );
-        assert_eq!("tuned".parse::<Recipe>().unwrap(), Recipe::Tuned);
-        assert!("fancy".parse::<Recipe>().is_err());
-        // The schedule: linear warm-up, then half a cosine that ends at min_lr.
-        let s = LrSchedule::WarmupCosine {
-            warmup_epochs: 1.0,
-            min_lr: 0.0,
-        };
-        assert!((s.rate_at(2e-3, 5, 10, 100) - 1e-3).abs() < 1e-12);
-        assert!((s.rate_at(2e-3, 10, 10, 100) - 2e-3).abs() < 1e-12);
-        assert!((s.rate_at(2e-3, 55, 10, 100) - 1e-3).abs() < 1e-12);
-        assert!(s.rate_at(2e-3, 100, 10, 100).abs() < 1e-12);
-        let bad = TrainConfig {
-            schedule: LrSchedule::WarmupCosine {
-                warmup_epochs: 1.0,
-                min_lr: 1.0,
-            },
-            ..Default::default()
-        };
-        assert!(bad.validate().is_err());
     }
 }

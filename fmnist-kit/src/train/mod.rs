@@ -1,20 +1,26 @@
 //! Training, in small rooms:
 //!
-//! - [`config`]: what a run is told ([`TrainConfig`]) and the two [`Recipe`]s that fill it in
-//!   for a network (the original project's settings, and tuned ones);
+//! - [`config`]: what a run is told ([`TrainConfig`]); [`recipe`]: the [`Recipe`]s that fill it
+//!   in for a network (the original project's settings, and tuned ones), also for both stages
+//!   of a transfer run;
 //! - `optim` and `fused`: Adam and SGD with the L2 gradient and weight decay folded in; on the
 //!   CPU, Adam is one fused pass over each weight, its gradient and both moments;
 //! - [`checkpoint`]: the files of a checkpoint folder (weights, optimiser state, counters,
 //!   history, result), each written atomically;
-//! - [`trainer`]: the loop ([`Trainer`]): shuffle, augment, step, validate, schedule, stop
-//!   early, keep the best weights, checkpoint, resume;
+//! - [`trainer`]: the loop ([`Trainer`]): shuffle, augment, step, validate, with its behaviour in
+//!   pluggable pieces: [`callback`] (what a piece is and sees, metrics sinks, stop requests),
+//!   [`callbacks`] (best epoch, progress, early stopping, checkpoints) and [`schedule`]
+//!   (warm-up + cosine, reduce on plateau);
+//! - [`throughput`]: the training benchmark;
 //! - [`network`]: the trained network for inference ([`TrainedNetwork`]: load a checkpoint,
-//!   predict, evaluate, features, activations), which the trainer owns and hands out;
+//!   predict, evaluate, embeddings, activations), which the trainer owns and hands out;
 //! - [`device`]: the GPU when there is one; [`precision`]: bf16 autocast (on the GPU, and on
 //!   CPUs where it pays).
 //!
 //! Nothing here knows about profiles or figures: [`crate::run`] puts a profile's run together.
 
+pub mod callback;
+pub mod callbacks;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -22,11 +28,18 @@ mod fused;
 pub mod network;
 mod optim;
 pub mod precision;
+pub mod recipe;
+pub mod schedule;
+pub mod throughput;
 pub mod trainer;
 
-pub use checkpoint::{CheckpointDir, EpochRecord, History, NetworkFile, RunResult};
-pub use config::{LrSchedule, OptimizerKind, Recipe, ReduceLrOnPlateau, TrainConfig};
+pub use callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext, StopRequest};
+pub use checkpoint::{CheckpointDir, EpochRecord, History, LoopState, NetworkFile, RunResult};
+pub use config::{OptimizerKind, TrainConfig};
 pub use device::best_device;
 pub use network::{Evaluation, TrainedNetwork};
 pub use precision::{torch_built_version, Autocast, Precision};
+pub use recipe::Recipe;
+pub use schedule::{LrSchedule, ReduceLrOnPlateau};
+pub use throughput::measure_throughput;
 pub use trainer::Trainer;

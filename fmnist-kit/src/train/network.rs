@@ -1,7 +1,8 @@
-//! A trained network for inference: its kind, variables and device, and nothing of training.
-//! Load one from a checkpoint with [`TrainedNetwork::load`], or take the one a
-//! [`super::Trainer`] holds. Evaluation, feature maps, Grad-CAM and t-SNE of learned features
-//! go through it and never build an optimiser.
+//! A trained network for inference: what it was built from, its variables and device, and
+//! nothing of training. Load one from a checkpoint folder with [`TrainedNetwork::load`], build
+//! an untrained one with [`TrainedNetwork::untrained`], or take the one a [`super::Trainer`]
+//! holds. Evaluation, feature maps, Grad-CAM and t-SNE of embeddings go through it and never
+//! build an optimiser.
 
 use std::path::Path;
 
@@ -13,8 +14,9 @@ use super::precision::{Autocast, Precision};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::Predictions;
-use crate::models::backbone::is_channels_last;
-use crate::models::{self, to_channels_last, Classifier, ModelKind, ModelSummary};
+use crate::models::{
+    self, is_channels_last, to_channels_last, Classifier, ModelKind, ModelSummary, NetworkConfig,
+};
 
 /// Loss and accuracy on a labelled set.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,7 @@ pub struct TrainedNetwork {
     /// Kernels in channels-last memory order while predicting or evaluating on the CPU
     /// [default: the network's `ModelSpec::channels_last`; a trainer's: its config's].
     pub channels_last: bool,
+    network: NetworkConfig,
     vs: nn::VarStore,
     model: Box<dyn Classifier>,
 }
@@ -47,83 +50,87 @@ impl std::fmt::Debug for TrainedNetwork {
 }
 
 impl TrainedNetwork {
-    /// A freshly initialised network of `kind` on `device` (seeded by the caller's
-    /// `tch::manual_seed`).
-    pub fn new(kind: ModelKind, device: Device) -> Result<TrainedNetwork> {
+    /// A freshly built, untrained `network` on `device` (initialised from torch's global
+    /// generator: seed it first with `tch::manual_seed` for a repeatable start).
+    pub fn untrained(network: NetworkConfig, device: Device) -> Result<TrainedNetwork> {
         let vs = nn::VarStore::new(device);
-        let model = kind.build(&vs.root())?;
-        Ok(TrainedNetwork::from_parts(vs, model))
+        let model = network.build(&vs.root())?;
+        Ok(TrainedNetwork::from_parts(network, vs, model))
     }
 
-    /// Wraps a network the caller built under `vs` (e.g. a `Cnn4` with another config).
-    pub fn from_parts(vs: nn::VarStore, model: Box<dyn Classifier>) -> TrainedNetwork {
+    /// The network saved in a checkpoint: `path` is a checkpoint folder (its
+    /// `best.safetensors` is loaded) or a weights file. The network is named by the
+    /// `network.json` beside the weights (else by the `model` of `result.json` or `state.json`).
+    /// A missing folder or file, a file that names no network, or weights that do not fit are
+    /// errors naming the file.
+    pub fn load(path: &Path, device: Device) -> Result<TrainedNetwork> {
+        let weights = weights_file(path)?;
+        let file = NetworkFile::find(&weights)?;
+        let source = weights.with_file_name(super::checkpoint::NETWORK);
+        let mut net = TrainedNetwork::untrained(file.network(&source)?, device)?;
+        net.load_weights(&weights)?;
+        Ok(net)
+    }
+
+    /// Wraps a network built from `network` under `vs`.
+    pub(crate) fn from_parts(
+        network: NetworkConfig,
+        vs: nn::VarStore,
+        model: Box<dyn Classifier>,
+    ) -> TrainedNetwork {
+        let kind = network.kind();
         TrainedNetwork {
-            kind: model.kind(),
+            kind,
             device: vs.device(),
-            batch_size: model.kind().spec().eval_batch_size,
+            batch_size: kind.spec().eval_batch_size,
             bf16: false,
-            channels_last: model.kind().spec().channels_last,
+            channels_last: kind.spec().channels_last,
+            network,
             vs,
             model,
         }
     }
 
-    /// A freshly initialised network of `kind` built from `config` (as [`Classifier::config`]
-    /// returns it) on `device`.
-    pub fn with_config(
-        kind: ModelKind,
-        config: &serde_json::Value,
-        device: Device,
-    ) -> Result<TrainedNetwork> {
-        let vs = nn::VarStore::new(device);
-        let model = kind.build_with(&vs.root(), config)?;
-        Ok(TrainedNetwork::from_parts(vs, model))
-    }
-
-    /// The network of `kind` with the weights of `checkpoint` (e.g. `best.safetensors`), built
-    /// with the configuration of the `network.json` beside it when there is one (else the
-    /// network's defaults). A missing file, a `network.json` of another network, or weights that
-    /// do not fit the network are errors naming the file.
-    pub fn load(kind: ModelKind, checkpoint: &Path, device: Device) -> Result<TrainedNetwork> {
-        let config = match NetworkFile::beside(checkpoint)? {
-            Some(n) if n.model != kind => {
-                let dir = checkpoint.parent().unwrap_or(Path::new("."));
-                return Err(Error::data(
-                    dir.join(super::checkpoint::NETWORK),
-                    "model",
-                    format!("describes a {} network, not a {kind}", n.model),
-                ));
-            }
-            Some(n) => n.config,
-            None => serde_json::Value::Null,
-        };
-        let mut net = TrainedNetwork::with_config(kind, &config, device)?;
-        net.load_weights(checkpoint)?;
-        Ok(net)
-    }
-
-    /// The network whose weights are in `checkpoint`, named by the files beside it
-    /// (`network.json`, else `result.json` or `state.json`; see [`NetworkFile::find`]).
-    pub fn open(checkpoint: &Path, device: Device) -> Result<TrainedNetwork> {
-        let network = NetworkFile::find(checkpoint)?;
-        TrainedNetwork::load(network.model, checkpoint, device)
+    /// What the network was built from.
+    pub fn network_config(&self) -> &NetworkConfig {
+        &self.network
     }
 
     /// What `network.json` holds for this network.
     pub fn network_file(&self) -> NetworkFile {
-        NetworkFile {
-            model: self.kind,
-            config: self.model.config(),
-        }
+        NetworkFile::of(&self.network)
+    }
+
+    /// Copies of every variable (weights and batch-norm statistics), by name.
+    pub fn copy_of_weights(&self) -> Vec<(String, Tensor)> {
+        self.vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect()
+    }
+
+    /// Copies `weights` (as [`TrainedNetwork::copy_of_weights`] gives them) into the variables
+    /// of the same names.
+    pub fn set_weights(&mut self, weights: &[(String, Tensor)]) -> Result<()> {
+        let vars = self.vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (n, w) in weights {
+                if let Some(v) = vars.get(n) {
+                    v.shallow_clone().f_copy_(w)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Replaces the weights with those of `path`.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         if !path.is_file() {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint"),
-            ));
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+                what: "weights file",
+            });
         }
         self.vs.load(path).map_err(|e| {
             Error::data(
@@ -242,10 +249,10 @@ impl TrainedNetwork {
         Predictions::from_probabilities(&set.labels, &self.predict_proba(set)?)
     }
 
-    /// The learned features (output of the layer before the classifier) of `set`: `[N, D]` on
+    /// The embeddings of `set` (the output of the layer before the classifier): `[N, D]` on
     /// the CPU.
-    pub fn features(&self, set: &ImageSet) -> Result<Tensor> {
-        self.map_batches(set, |xb| self.model.features(xb, false))
+    pub fn embed(&self, set: &ImageSet) -> Result<Tensor> {
+        self.map_batches(set, |xb| self.model.embedding(xb, false))
     }
 
     /// Every named intermediate output for image `index` of `set` (`[1, …]` each, on the CPU),
@@ -308,4 +315,19 @@ impl TrainedNetwork {
             &self.vs.variables().into_iter().collect::<Vec<_>>(),
         )
     }
+}
+
+/// The weights file of a checkpoint `path`: the folder's `best.safetensors`, or `path` itself.
+/// A path that does not exist is an error naming it.
+fn weights_file(path: &Path) -> Result<std::path::PathBuf> {
+    if path.is_dir() {
+        return Ok(super::checkpoint::CheckpointDir(path.to_path_buf()).best());
+    }
+    if !path.exists() {
+        return Err(Error::NotFound {
+            path: path.to_path_buf(),
+            what: "checkpoint folder or weights file",
+        });
+    }
+    Ok(path.to_path_buf())
 }

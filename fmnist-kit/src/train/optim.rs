@@ -200,6 +200,25 @@ impl Optimizer {
         })
     }
 
+    /// Copies of both moments of every variable, in order (to roll an epoch back).
+    pub fn copy_of_moments(&self) -> Vec<(Tensor, Tensor)> {
+        self.moments
+            .iter()
+            .map(|(_, m, v)| (m.detach().copy(), v.detach().copy()))
+            .collect()
+    }
+
+    /// Puts back moments taken by [`Optimizer::copy_of_moments`].
+    pub fn set_moments(&mut self, saved: &[(Tensor, Tensor)]) -> Result<()> {
+        tch::no_grad(|| -> Result<()> {
+            for ((_, m, v), (sm, sv)) in self.moments.iter_mut().zip(saved) {
+                m.f_copy_(sm)?;
+                v.f_copy_(sv)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Writes the moments as `m/<name>` and `v/<name>` to `path` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.moments.len());

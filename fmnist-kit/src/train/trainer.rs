@@ -1,12 +1,24 @@
-//! The training loop: an owned [`Trainer`] (a [`TrainedNetwork`], its optimiser, counters and
-//! history) that fits on an augmented training split, validates every epoch, schedules the
-//! learning rate, stops early, keeps the best weights, checkpoints atomically and resumes.
+//! The training loop: an owned [`Trainer`] (a [`TrainedNetwork`], its optimiser, the loop's
+//! counters, its history and its pluggable pieces) that fits on an augmented training split
+//! and validates every epoch. What happens around each step and epoch (the learning-rate
+//! schedule, keeping the best epoch, early stopping, checkpoints, progress lines, metrics
+//! sinks) is done by the pieces of [`super::callback`], chosen from the configuration by
+//! [`super::callbacks::for_config`].
+//!
+//! ```text
+//! for epoch in epochs_done+1 ..= until:
+//!     seed the epoch; shuffle; augment
+//!     for batch: [stop requested? roll back to the epoch's start, return]
+//!                forward, loss, backward; pieces.before_step; optimiser step; pieces.after_step
+//!     validate; sinks.record_epoch (the history first)
+//!     pieces.after_epoch: best epoch, progress, schedule, early stopping, checkpoint
+//! when the run has ended: pieces.after_run (restore the best epoch)
+//! ```
 //!
 //! Randomness is derived from `(seed, epoch)`: the shuffle order, the augmentation and dropout
 //! of an epoch are the same whether the run was interrupted and resumed or not, and two runs
 //! with the same seed on the CPU give the same losses.
 
-use std::path::Path;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -14,41 +26,49 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::checkpoint::{
-    CheckpointDir, EpochRecord, History, NetworkFile, RunResult, TrainerState,
-};
-use super::config::{LrSchedule, TrainConfig};
+use super::callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext, StopRequest};
+use super::callbacks::for_config;
+use super::checkpoint::{EpochRecord, History, LoopState, RunResult};
+use super::config::TrainConfig;
 use super::network::{Evaluation, TrainedNetwork};
 use super::optim::{to_channels_last, Optimizer, StepSettings};
 use super::precision::Autocast;
 use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::models::{Classifier, ModelKind};
-use crate::util::{progress_line, read_json, write_json_atomic};
+use crate::models::{Classifier, NetworkConfig};
+use crate::util::progress_line;
 
 /// A network with its optimiser state and history: everything a notebook keeps while training.
 pub struct Trainer {
+    /// The settings; the loop's pieces were chosen from them when the trainer was built.
     pub config: TrainConfig,
     pub history: History,
     pub device: Device,
     net: TrainedNetwork,
     optimizer: Optimizer,
-    state: TrainerState,
-    /// Best weights so far, kept in memory when no checkpoint folder is set.
-    best_weights: Option<Vec<(String, Tensor)>>,
-    /// Batches per epoch of the current `fit` (for per-batch schedules).
-    steps_per_epoch: usize,
+    pub(crate) state: LoopState,
+    pieces: Vec<Box<dyn Callback>>,
+    sinks: Vec<Box<dyn MetricsSink>>,
+    stop: StopRequest,
+    /// A stop request was handed out: keep what rolling back an epoch needs.
+    stop_armed: bool,
     /// The 4-D variables are in channels-last order now (inside `fit`, see `channels_last`).
     channels_last_active: bool,
+    /// Epochs done when the last fit stopped at a [`StopRequest`].
+    interrupted_after: Option<usize>,
 }
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pieces: Vec<&str> = self.pieces.iter().map(|p| p.name()).collect();
         write!(
             f,
-            "Trainer({}, {} epochs done, {:?})",
-            self.state.model, self.state.epochs_done, self.device
+            "Trainer({}, {} epochs done, {:?}, pieces: {})",
+            self.state.model,
+            self.state.epochs_done,
+            self.device,
+            pieces.join(", ")
         )
     }
 }
@@ -58,29 +78,38 @@ fn seed_for(seed: u64, epoch: usize, stream: u64) -> u64 {
 }
 
 impl Trainer {
-    /// A fresh network of `kind` on `device`, initialised from `config.seed`.
-    pub fn new(kind: ModelKind, config: TrainConfig, device: Device) -> Result<Trainer> {
+    /// A fresh `network` on `device`, initialised from `config.seed`, with the pieces `config`
+    /// asks for. `ModelKind::Cnn4.into()` is the CNN with the original's settings.
+    pub fn new(
+        network: impl Into<NetworkConfig>,
+        config: TrainConfig,
+        device: Device,
+    ) -> Result<Trainer> {
+        Trainer::new_with(network.into(), config, device, |_| Ok(()))
+    }
+
+    /// The one way a trainer is built: checks `config`, seeds torch from `config.seed`, builds
+    /// `network` in a fresh variable store on `device`, lets `prepare` fill in or freeze
+    /// variables (a transfer network copies its trunk and head and freezes the first part of the
+    /// trunk), and sets up the optimiser over the variables that still train.
+    pub fn new_with(
+        network: NetworkConfig,
+        config: TrainConfig,
+        device: Device,
+        prepare: impl FnOnce(&nn::VarStore) -> Result<()>,
+    ) -> Result<Trainer> {
         config.validate()?;
         tch::manual_seed(config.seed as i64);
         let vs = nn::VarStore::new(device);
-        let model = kind.build(&vs.root())?;
-        Self::with_model(vs, model, config)
-    }
-
-    /// A trainer around a network the caller built under `vs` (e.g. a `Cnn4` with another config).
-    pub fn with_model(
-        vs: nn::VarStore,
-        model: Box<dyn Classifier>,
-        config: TrainConfig,
-    ) -> Result<Trainer> {
-        config.validate()?;
+        let model = network.build(&vs.root())?;
+        prepare(&vs)?;
         let optimizer = Optimizer::new(&vs, model.as_ref())?;
-        let mut net = TrainedNetwork::from_parts(vs, model);
+        let mut net = TrainedNetwork::from_parts(network, vs, model);
         net.set_precision(config.precision);
         net.batch_size = config.eval_batch_size;
         net.channels_last = config.channels_last;
         let kind = net.kind.to_string();
-        let state = TrainerState {
+        let state = LoopState {
             model: kind.clone(),
             learning_rate: config.learning_rate,
             ..Default::default()
@@ -91,17 +120,44 @@ impl Trainer {
                 ..Default::default()
             },
             device: net.device,
+            pieces: for_config(&config),
             config,
             net,
             optimizer,
             state,
-            best_weights: None,
-            steps_per_epoch: 0,
+            sinks: Vec::new(),
+            stop: StopRequest::default(),
+            stop_armed: false,
             channels_last_active: false,
+            interrupted_after: None,
         })
     }
 
-    /// The trained network (predict, evaluate, features, activations).
+    /// Adds a piece after the configured ones (called at every step and epoch from now on).
+    pub fn add_callback(&mut self, piece: Box<dyn Callback>) {
+        self.pieces.push(piece);
+    }
+
+    /// Adds a sink for the figures of every epoch (after the history).
+    pub fn add_sink(&mut self, sink: Box<dyn MetricsSink>) {
+        self.sinks.push(sink);
+    }
+
+    /// A handle that asks a running `fit` to stop before its next batch. The loop then rolls
+    /// back to the end of the last finished epoch and returns `Ok`; fitting again continues from
+    /// there as an uninterrupted run would. (From now on every epoch keeps a copy of the
+    /// weights and optimiser moments it started from.)
+    pub fn stop_request(&mut self) -> StopRequest {
+        self.stop_armed = true;
+        self.stop.clone()
+    }
+
+    /// Epochs done when the last `fit` stopped at a stop request; `None` when it did not.
+    pub fn interrupted_after(&self) -> Option<usize> {
+        self.interrupted_after
+    }
+
+    /// The trained network (predict, evaluate, embeddings, activations).
     pub fn network(&self) -> &TrainedNetwork {
         &self.net
     }
@@ -160,35 +216,16 @@ impl Trainer {
         }
     }
 
-    fn optimizer_step(&mut self) -> Result<()> {
-        self.state.optimizer_steps += 1;
-        if let LrSchedule::WarmupCosine { .. } = self.config.schedule {
-            let per_epoch = self.steps_per_epoch.max(1);
-            self.state.learning_rate = self.config.schedule.rate_at(
-                self.config.learning_rate,
-                self.state.optimizer_steps,
-                per_epoch,
-                (self.config.epochs * per_epoch) as i64,
-            );
-        }
-        let settings = StepSettings::new(
-            &self.config,
-            self.state.learning_rate,
-            self.state.optimizer_steps,
-        );
-        self.optimizer.step(self.net.var_store(), settings)
-    }
-
-    /// One optimisation step on a batch: forward, loss, NaN guard, backward, update.
-    /// Returns the data loss (the L2 penalty's gradient is added by the optimiser) and the logits.
-    fn train_step(
+    /// Forward and loss under autocast (bf16 when configured), NaN guard, backward.
+    /// Returns the data loss (the L2 penalty's gradient is added by the optimiser) and the
+    /// logits.
+    fn forward_backward(
         &mut self,
         xb: &Tensor,
         yb: &Tensor,
         epoch: usize,
         batch: usize,
     ) -> Result<(Tensor, Tensor)> {
-        // Forward and loss under autocast (bf16 when configured), backward outside it.
         let (logits, loss) = {
             let _autocast = Autocast::enter(self.device, self.net.bf16);
             let logits = if self.channels_last_active {
@@ -210,55 +247,66 @@ impl Trainer {
         }
         self.optimizer.zero_grad()?;
         loss.backward();
-        self.optimizer_step()?;
         Ok((loss, logits))
     }
 
-    /// Training throughput in images/s over `steps` batches of `set` (after 3 warm-up steps),
-    /// with or without the configured augmentation. This trains the network.
-    pub fn measure_throughput(
+    /// One optimisation step on a batch (`xb` `[B, …]` as the network takes it, `yb` `[B]`):
+    /// forward, loss, backward, the pieces' `before_step`, the update, their `after_step`.
+    /// Returns the batch's data loss and logits. `step_in_epoch` is 1-based, of `batches`.
+    #[allow(clippy::too_many_arguments)]
+    fn step_batch(
         &mut self,
-        set: &ImageSet,
-        steps: usize,
-        augment: bool,
-    ) -> Result<f64> {
-        let bs = self.config.batch_size;
-        if set.len() < bs || steps == 0 {
-            return Err(Error::param(
-                "set",
-                format!("need at least one batch of {bs} images and one step"),
-            ));
-        }
-        let x = set.images_tensor().to_device(self.device);
-        let y = set.labels_tensor().to_device(self.device);
-        let mut augmenter = Augmenter::new(self.config.augment.clone(), self.config.seed)?;
-        let batches = set.len() / bs;
-        let mut run = |this: &mut Trainer, count: usize| -> Result<f64> {
-            let start = Instant::now();
-            let mut last = Tensor::zeros([], (Kind::Float, this.device));
-            for s in 0..count {
-                let lo = ((s % batches) * bs) as i64;
-                let mut xb = x.narrow(0, lo, bs as i64);
-                if augment {
-                    xb = augmenter.apply(&xb)?;
-                }
-                let (loss, _) = this.train_step(&xb, &y.narrow(0, lo, bs as i64), 0, s + 1)?;
-                last = loss;
-            }
-            let _ = last.double_value(&[]); // wait for the device
-            Ok(start.elapsed().as_secs_f64())
+        pieces: &mut [Box<dyn Callback>],
+        xb: &Tensor,
+        yb: &Tensor,
+        epoch: usize,
+        step_in_epoch: usize,
+        batches: usize,
+        progress: (usize, &Tensor, Instant),
+    ) -> Result<(Tensor, Tensor)> {
+        let (loss, logits) = self.forward_backward(xb, yb, epoch, step_in_epoch)?;
+        self.state.optimizer_steps += 1;
+        let mut ctx = StepContext {
+            config: &self.config,
+            state: &mut self.state,
+            epoch,
+            batch: step_in_epoch,
+            batches,
+            images_seen: progress.0,
+            loss_sum: progress.1,
+            epoch_start: progress.2,
         };
-        let seconds = self.in_training_layout(|this| {
-            run(this, 3)?;
-            run(this, steps)
-        })?;
-        Ok((steps * bs) as f64 / seconds)
+        for p in pieces.iter_mut() {
+            p.before_step(&mut ctx)?;
+        }
+        let settings = StepSettings::new(
+            &self.config,
+            self.state.learning_rate,
+            self.state.optimizer_steps,
+        );
+        self.optimizer.step(self.net.var_store(), settings)?;
+        Ok((loss, logits))
+    }
+
+    /// One optimisation step on a batch outside `fit` (the throughput benchmark, or a loop
+    /// written by hand): as inside the loop, with the schedule's rate for the next step.
+    /// Returns the batch's data loss (a scalar tensor).
+    pub fn train_batch(&mut self, xb: &Tensor, yb: &Tensor) -> Result<Tensor> {
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let zero = Tensor::zeros([], (Kind::Double, self.device));
+        let step = (self.state.optimizer_steps + 1) as usize;
+        let done = self.step_batch(&mut pieces, xb, yb, 0, step, 1, (0, &zero, Instant::now()));
+        self.pieces = pieces;
+        done.map(|(loss, _)| loss)
     }
 
     /// Runs `work` with the variables in the training memory layout (channels-last when
     /// configured, on the CPU), and puts them back in the default layout afterwards, also
     /// when `work` fails.
-    fn in_training_layout<T>(&mut self, work: impl FnOnce(&mut Trainer) -> Result<T>) -> Result<T> {
+    pub fn in_training_layout<T>(
+        &mut self,
+        work: impl FnOnce(&mut Trainer) -> Result<T>,
+    ) -> Result<T> {
         let relayout = self.config.channels_last && self.device == Device::Cpu;
         if relayout {
             self.set_channels_last(true)?;
@@ -306,8 +354,8 @@ impl Trainer {
     }
 
     /// Trains on tensors: inputs `x` (images `[N, 1, 28, 28]`, or whatever the network takes,
-    /// e.g. cached features `[N, D]` for a head) and labels `y` (`[N]`, int64), validating on
-    /// `x_val`, `y_val`. Augmentation applies to 1-channel image batches only; configuring it
+    /// e.g. cached trunk features `[N, D]` for a head) and labels `y` (`[N]`, int64), validating
+    /// on `x_val`, `y_val`. Augmentation applies to 1-channel image batches only; configuring it
     /// for other inputs is an error.
     pub fn fit_tensors(
         &mut self,
@@ -361,30 +409,34 @@ impl Trainer {
             .epochs_done
             .saturating_add(epochs)
             .min(self.config.epochs);
-        self.in_training_layout(|this| this.train_epochs(x, y, x_val, y_val, until))?;
-        let ended = self.state.stopped || self.state.epochs_done >= self.config.epochs;
-        if !ended {
-            return Ok(&self.history);
-        }
-        if self.history.stop_reason.is_empty() {
-            self.history.stop_reason = "completed".into();
-        }
-        if self.config.restore_best {
-            if let Some(dir) = self.config.checkpoint_dir.clone() {
-                let best = CheckpointDir(dir).best();
-                if best.is_file() {
-                    self.net.load_weights(&best)?;
-                }
-            } else if let Some(w) = self.best_weights.take() {
-                self.load_weights_from(&w)?;
+        self.interrupted_after = None;
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let trained = self
+            .in_training_layout(|this| this.train_epochs(&mut pieces, x, y, x_val, y_val, until));
+        let ended = self.interrupted_after.is_none()
+            && (self.state.stopped || self.state.epochs_done >= self.config.epochs);
+        let finished = trained.and_then(|()| {
+            if !ended {
+                return Ok(());
             }
-        }
-        Ok(&self.history)
+            if self.history.stop_reason.is_empty() {
+                self.history.stop_reason = "completed".into();
+            }
+            let mut ctx = EndContext {
+                config: &self.config,
+                history: &mut self.history,
+                network: &mut self.net,
+            };
+            pieces.iter_mut().try_for_each(|p| p.after_run(&mut ctx))
+        });
+        self.pieces = pieces;
+        finished.map(|()| &self.history)
     }
 
     /// The epochs of [`Trainer::fit_tensors_for`], up to `until` epochs done in total.
     fn train_epochs(
         &mut self,
+        pieces: &mut [Box<dyn Callback>],
         x: &Tensor,
         y: &Tensor,
         x_val: &Tensor,
@@ -396,10 +448,10 @@ impl Trainer {
         let n = x.size()[0] as usize;
         let bs = self.config.batch_size.min(n);
         let batches = n.div_ceil(bs);
-        self.steps_per_epoch = batches;
         while self.state.epochs_done < until && !self.state.stopped {
             let epoch = self.state.epochs_done + 1;
             let start = Instant::now();
+            let rollback = self.stop_armed.then(|| self.epoch_start());
             tch::manual_seed(seed_for(self.config.seed, epoch, 1) as i64);
             let mut order: Vec<i64> = (0..n as i64).collect();
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed_for(
@@ -415,32 +467,63 @@ impl Trainer {
             let augment = !self.config.augment.is_identity() && x.dim() == 4;
             let mut loss_sum = Tensor::zeros([], (Kind::Double, self.device));
             let mut correct = Tensor::zeros([], (Kind::Int64, self.device));
-            let mut last_print = Instant::now();
+            let loss_every = self.sinks.iter().filter_map(|s| s.loss_every_steps()).min();
+            let mut seen = 0;
             for b in 0..batches {
+                if self.stop.is_requested() {
+                    if let Some(r) = rollback {
+                        self.roll_back(r)?;
+                    }
+                    self.stop.clear();
+                    self.interrupted_after = Some(self.state.epochs_done);
+                    progress_line(&format!(
+                        "stopped in epoch {epoch}, batch {}/{batches}: back to the end of epoch {}; fitting again continues from there",
+                        b + 1,
+                        self.state.epochs_done
+                    ));
+                    return Ok(());
+                }
                 let lo = (b * bs) as i64;
-                let len = bs.min(n - b * bs) as i64;
-                let idx = order.narrow(0, lo, len);
+                let len = bs.min(n - b * bs);
+                let idx = order.narrow(0, lo, len as i64);
                 let mut xb = x_train.index_select(0, &idx);
                 if augment {
                     xb = augmenter.apply(&xb)?;
                 }
                 let yb = y_train.index_select(0, &idx);
-                let (data_loss, logits) = self.train_step(&xb, &yb, epoch, b + 1)?;
+                let (data_loss, logits) = self.step_batch(
+                    pieces,
+                    &xb,
+                    &yb,
+                    epoch,
+                    b + 1,
+                    batches,
+                    (seen, &loss_sum, start),
+                )?;
                 loss_sum += data_loss.detach().to_kind(Kind::Double) * len as f64;
                 correct += logits.argmax(1, false).eq_tensor(&yb).sum(Kind::Int64);
-                if self.config.verbose
-                    && self.config.progress_seconds > 0.0
-                    && last_print.elapsed().as_secs_f64() >= self.config.progress_seconds
-                    && b + 1 < batches
-                {
-                    let seen = (b + 1) * bs;
-                    progress_line(&format!(
-                        "  epoch {epoch}: batch {}/{batches}, loss {:.4}, {:.0} images/s",
-                        b + 1,
-                        loss_sum.double_value(&[]) / seen as f64,
-                        seen as f64 / start.elapsed().as_secs_f64()
-                    ));
-                    last_print = Instant::now();
+                seen += len;
+                let mut ctx = StepContext {
+                    config: &self.config,
+                    state: &mut self.state,
+                    epoch,
+                    batch: b + 1,
+                    batches,
+                    images_seen: seen,
+                    loss_sum: &loss_sum,
+                    epoch_start: start,
+                };
+                for p in pieces.iter_mut() {
+                    p.after_step(&mut ctx)?;
+                }
+                if let Some(every) = loss_every {
+                    let step = self.state.optimizer_steps;
+                    if step as usize % every.max(1) == 0 {
+                        let loss = data_loss.double_value(&[]);
+                        for s in &mut self.sinks {
+                            s.record_loss(step, loss)?;
+                        }
+                    }
                 }
             }
             let train_seconds = start.elapsed().as_secs_f64();
@@ -461,160 +544,29 @@ impl Trainer {
                 seconds: start.elapsed().as_secs_f64(),
                 images_per_s: n as f64 / train_seconds,
             };
-            if self.config.verbose {
-                progress_line(&format!(
-                    "epoch {epoch:>3}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | lr {:.1e} | {:.1} s, {:.0} images/s",
-                    self.config.epochs,
-                    record.train_loss,
-                    record.train_accuracy,
-                    record.val_loss,
-                    record.val_accuracy,
-                    record.learning_rate,
-                    record.seconds,
-                    record.images_per_s
-                ));
+            self.state.epochs_done = epoch;
+            self.history.record_epoch(&self.state.model, &record)?;
+            for s in &mut self.sinks {
+                s.record_epoch(&self.state.model, &record)?;
             }
-            self.history.epochs.push(record);
-            self.end_of_epoch(val_loss)?;
-        }
-        Ok(())
-    }
-
-    /// Validation bookkeeping: best weights, early stopping, reduce-LR, checkpoints.
-    fn end_of_epoch(&mut self, val_loss: f64) -> Result<()> {
-        let epoch = self.state.epochs_done + 1;
-        self.state.epochs_done = epoch;
-        let improved = self.state.best_val_loss.is_none_or(|b| val_loss < b);
-        if improved {
-            self.state.best_val_loss = Some(val_loss);
-            self.state.epochs_since_best = 0;
-        } else {
-            self.state.epochs_since_best += 1;
-        }
-        if let LrSchedule::ReduceOnPlateau(r) = self.config.schedule {
-            if self.state.plateau_best.is_none_or(|b| val_loss < b) {
-                self.state.plateau_best = Some(val_loss);
-                self.state.epochs_since_lr_change = 0;
-            } else {
-                self.state.epochs_since_lr_change += 1;
-                if self.state.epochs_since_lr_change >= r.patience
-                    && self.state.learning_rate > r.min_lr
-                {
-                    let new_lr = (self.state.learning_rate * r.factor).max(r.min_lr);
-                    if self.config.verbose {
-                        progress_line(&format!("  reducing the learning rate to {new_lr:.1e} (no better validation loss for {} epochs)", r.patience));
-                    }
-                    self.state.learning_rate = new_lr;
-                    self.state.epochs_since_lr_change = 0;
-                }
+            let mut ctx = EpochContext {
+                config: &self.config,
+                state: &mut self.state,
+                history: &mut self.history,
+                record: &record,
+                improved: false,
+                network: &self.net,
+                optimizer: &self.optimizer,
+            };
+            for p in pieces.iter_mut() {
+                p.after_epoch(&mut ctx)?;
             }
-        }
-        if let Some(p) = self.config.early_stopping_patience {
-            if self.state.epochs_since_best >= p {
-                self.state.stopped = true;
-                self.history.stop_reason = format!("early stopping after epoch {epoch} ({p} epochs without a better validation loss)");
-                if self.config.verbose {
-                    progress_line(&format!("  {}", self.history.stop_reason));
-                }
-            }
-        }
-        if let Some(dir) = self.config.checkpoint_dir.clone() {
-            self.save_checkpoint(&dir, improved)?;
-        } else if improved && self.config.restore_best {
-            self.best_weights = Some(self.snapshot_weights());
-        }
-        Ok(())
-    }
-
-    fn snapshot_weights(&self) -> Vec<(String, Tensor)> {
-        self.var_store()
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach().copy()))
-            .collect()
-    }
-
-    fn load_weights_from(&mut self, weights: &[(String, Tensor)]) -> Result<()> {
-        let vars = self.var_store().variables();
-        tch::no_grad(|| -> Result<()> {
-            for (n, w) in weights {
-                if let Some(v) = vars.get(n) {
-                    v.shallow_clone().f_copy_(w)?;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Writes `last.safetensors` (weights), `optimizer.safetensors`, `state.json`,
-    /// `history.json`, and `best.safetensors` when `is_best`; every file atomically.
-    pub fn save_checkpoint(&self, dir: &Path, is_best: bool) -> Result<()> {
-        let files = CheckpointDir(dir.to_path_buf());
-        self.net.save_weights(&files.last())?;
-        if is_best {
-            self.net.save_weights(&files.best())?;
-        }
-        self.optimizer.save(&files.optimizer())?;
-        self.net.network_file().save(dir)?;
-        self.history.save(&files.history())?;
-        write_json_atomic(&files.state(), &self.state)
-    }
-
-    /// Loads weights saved by a checkpoint (`best.safetensors` or `last.safetensors`).
-    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
-        self.net.load_weights(path)
-    }
-
-    /// Continues from the last checkpoint in `dir` (weights, optimiser moments and step count,
-    /// learning rate, early-stopping counters and history). `config` may raise `epochs`. The
-    /// network is built as the `network.json` there describes it.
-    pub fn resume(
-        kind: ModelKind,
-        config: TrainConfig,
-        device: Device,
-        dir: &Path,
-    ) -> Result<Trainer> {
-        let files = CheckpointDir(dir.to_path_buf());
-        let mut t = match NetworkFile::beside(&files.last())? {
-            Some(n) if n.model == kind => {
-                config.validate()?;
-                tch::manual_seed(config.seed as i64);
-                let vs = nn::VarStore::new(device);
-                let model = kind.build_with(&vs.root(), &n.config)?;
-                Trainer::with_model(vs, model, config)?
-            }
-            _ => Trainer::new(kind, config, device)?,
-        };
-        t.restore(dir)?;
-        Ok(t)
-    }
-
-    /// Loads the last checkpoint of `dir` into this trainer (built for the same network, with
-    /// the same trainable variables): weights, optimiser state, counters and history.
-    pub fn restore(&mut self, dir: &Path) -> Result<()> {
-        let files = CheckpointDir(dir.to_path_buf());
-        let state: TrainerState = read_json(&files.state())?;
-        if state.model != self.state.model {
-            return Err(Error::data(
-                files.state(),
-                "model",
-                format!(
-                    "the checkpoint is of a {} network, not a {}",
-                    state.model, self.state.model
-                ),
-            ));
-        }
-        self.net.load_weights(&files.last())?;
-        self.optimizer.load(&files.optimizer())?;
-        self.history = History::load(&files.history())?;
-        self.state = state;
-        // A larger epoch budget lets a run that stopped by reaching its epochs continue.
-        if self.state.epochs_done < self.config.epochs && self.history.stop_reason == "completed" {
-            self.history.stop_reason.clear();
         }
         Ok(())
     }
 }
+
+mod resume;
 
 #[cfg(test)]
 mod tests;

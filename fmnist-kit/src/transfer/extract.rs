@@ -9,68 +9,11 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::models::{load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk};
+use crate::models::{
+    load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk, Weights,
+};
 use crate::train::{Autocast, Precision};
 use crate::util::{cache_root, content_hash, progress_line};
-
-/// Where a trunk's weights come from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Weights {
-    /// ImageNet weights in a safetensors file with the reference's tensor names.
-    ImageNet(PathBuf),
-    /// Random initialisation from a seed: only when asked for, and labelled so everywhere.
-    Random { seed: u64 },
-}
-
-impl Weights {
-    /// The backbone's ImageNet weights where the kit finds them (see
-    /// [`Backbone::default_weights`]); an error saying how to get them when there are none.
-    pub fn imagenet(backbone: Backbone) -> Result<Weights> {
-        backbone
-            .default_weights()
-            .map(Weights::ImageNet)
-            .ok_or_else(|| {
-                let how = match backbone {
-                    Backbone::EfficientNetLite0 => format!(
-                        "`make setup` converts them into {}",
-                        cache_root()
-                            .join("weights")
-                            .join(crate::models::backbone::LITE0_WEIGHTS_FILE)
-                            .display()
-                    ),
-                    Backbone::InceptionV3 => format!(
-                        "none are installable offline; make the file on a machine with internet \
-                     (see README: {INCEPTION_RECIPE}) and pass --weights PATH or set {}",
-                        crate::models::backbone::INCEPTION_WEIGHTS_ENV
-                    ),
-                };
-                Error::param(
-                    "weights",
-                    format!("no {} ImageNet weights found: {how}", backbone.title()),
-                )
-            })
-    }
-
-    /// `random`, or a path to a weights file.
-    pub fn parse(s: &str) -> Weights {
-        if s.trim().eq_ignore_ascii_case("random") {
-            Weights::Random { seed: 13 }
-        } else {
-            Weights::ImageNet(PathBuf::from(s))
-        }
-    }
-
-    /// True for ImageNet weights.
-    pub fn is_pretrained(&self) -> bool {
-        matches!(self, Weights::ImageNet(_))
-    }
-}
-
-/// The one command that writes torchvision's InceptionV3 ImageNet weights as the kit reads them.
-pub const INCEPTION_RECIPE: &str = "python -c \"import torch, torchvision; from safetensors.torch import save_file; \
-m = torchvision.models.inception_v3(weights='IMAGENET1K_V1'); \
-save_file({k: v.contiguous() for k, v in m.state_dict().items() \
-if not k.startswith('AuxLogits.') and not k.endswith('num_batches_tracked')}, 'inception_v3_imagenet.safetensors')\"";
 
 /// The weights a trunk holds, as recorded in results: the file and its sha256, or `random`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

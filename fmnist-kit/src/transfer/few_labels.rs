@@ -8,17 +8,16 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::nn;
 
 use super::extract::{FeatureExtractor, WeightsRecord};
-use super::stages::{train_head, TransferRecipe};
+use super::stages::train_head;
 use super::{copy_by_name, freeze_early_layers};
 use crate::data::{ImageSet, NUM_CLASSES};
 use crate::display::Html;
 use crate::error::{Error, Result};
-use crate::models::{Backbone, TransferConfig, TransferNet};
+use crate::models::{Backbone, NetworkConfig, TransferConfig};
 pub use crate::profile::FewLabelSettings;
-use crate::train::{LrSchedule, OptimizerKind, TrainConfig, Trainer};
+use crate::train::{Recipe, TrainConfig, Trainer};
 use crate::util::progress_line;
 
 /// How the network was trained.
@@ -201,7 +200,7 @@ pub fn few_label_study(
             let (head, _, _) = train_head(
                 backbone,
                 &frozen_config,
-                TransferRecipe::Tuned.head_config(settings.head_epochs, seed),
+                Recipe::Tuned.head_config(settings.head_epochs, seed),
                 (&features, &labelled.labels_tensor()),
                 (&val_features, &val_labels),
                 false,
@@ -213,22 +212,18 @@ pub fn few_label_study(
             note(FewLabelMethod::Frozen, frozen, frozen_seconds);
             // Fine-tuned from that head.
             let start = Instant::now();
-            let vs = nn::VarStore::new(extractor.device);
-            let net = TransferNet::new(&vs.root(), backbone, &frozen_config)?;
-            copy_by_name(&vs, extractor.var_store())?;
-            copy_by_name(&vs, head.var_store())?;
-            freeze_early_layers(&vs, backbone);
-            let mut t = Trainer::with_model(
-                vs,
-                Box::new(net),
+            let mut t = Trainer::new_with(
+                NetworkConfig::Transfer(backbone, frozen_config.clone()),
                 TrainConfig {
                     verbose: false,
-                    ..TransferRecipe::Tuned.fine_tune_config(
-                        backbone,
-                        epochs,
-                        settings.batch_size,
-                        seed,
-                    )
+                    ..Recipe::Tuned.fine_tune_config(backbone, epochs, settings.batch_size, seed)
+                },
+                extractor.device,
+                |vs| {
+                    copy_by_name(vs, extractor.var_store())?;
+                    copy_by_name(vs, head.var_store())?;
+                    freeze_early_layers(vs, backbone);
+                    Ok(())
                 },
             )?;
             t.fit(&repeated, &validation)?;
@@ -237,20 +232,16 @@ pub fn few_label_study(
             note(FewLabelMethod::FineTuned, fine, fine_seconds);
             // From scratch: the same network, random weights, everything trained.
             let start = Instant::now();
-            tch::manual_seed(seed as i64);
-            let vs = nn::VarStore::new(extractor.device);
-            let net = TransferNet::new(
-                &vs.root(),
-                backbone,
-                &TransferConfig {
-                    trunk_train_mode: true,
-                    ..frozen_config.clone()
-                },
-            )?;
-            let mut t = Trainer::with_model(
-                vs,
-                Box::new(net),
-                scratch_config(backbone, epochs, settings.batch_size, seed),
+            let mut t = Trainer::new(
+                NetworkConfig::Transfer(
+                    backbone,
+                    TransferConfig {
+                        trunk_train_mode: true,
+                        ..frozen_config.clone()
+                    },
+                ),
+                Recipe::Tuned.scratch_config(backbone, epochs, settings.batch_size, seed),
+                extractor.device,
             )?;
             t.fit(&repeated, &validation)?;
             let scratch = t.evaluate(&test)?.accuracy;
@@ -293,20 +284,4 @@ fn repeat_to(set: &ImageSet, n: usize) -> Result<ImageSet> {
     let copies = n.div_ceil(set.len().max(1)).max(1);
     let indices: Vec<usize> = (0..copies).flat_map(|_| 0..set.len()).collect();
     set.select(&indices)
-}
-
-/// Training from scratch: the kit's tuned recipe for networks trained from random weights
-/// (Adam 2e-3, warm-up then cosine, weight decay 0.05) with the fine-tuning's augmentation.
-fn scratch_config(backbone: Backbone, epochs: usize, batch_size: usize, seed: u64) -> TrainConfig {
-    TrainConfig {
-        optimizer: OptimizerKind::adam(),
-        learning_rate: 2e-3,
-        weight_decay: 0.05,
-        schedule: LrSchedule::WarmupCosine {
-            warmup_epochs: 1.0,
-            min_lr: 0.0,
-        },
-        verbose: false,
-        ..TransferRecipe::Tuned.fine_tune_config(backbone, epochs, batch_size, seed)
-    }
 }

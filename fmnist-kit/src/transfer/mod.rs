@@ -18,11 +18,12 @@ pub mod extract;
 pub mod few_labels;
 pub mod stages;
 
-pub use extract::{CachedFeatures, FeatureExtractor, Weights, WeightsRecord, INCEPTION_RECIPE};
+pub use crate::models::{Weights, INCEPTION_RECIPE};
+pub use extract::{CachedFeatures, FeatureExtractor, WeightsRecord};
 pub use few_labels::{
     few_label_study, labelled_subset, FewLabelMethod, FewLabelRow, FewLabelSettings, FewLabelStudy,
 };
-pub use stages::{StageOne, TransferOptions, TransferRecipe, TransferResult, TransferRun};
+pub use stages::{StageOne, TransferFields, TransferResult, TransferRun};
 
 /// Copies every variable of `from` into the variable of the same name in `to`.
 pub(crate) fn copy_by_name(to: &nn::VarStore, from: &nn::VarStore) -> Result<()> {

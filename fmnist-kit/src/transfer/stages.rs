@@ -3,162 +3,24 @@
 //! fine-tunes on the images. Checkpoints, resume, history and `result.json` as for the other
 //! networks, plus `transfer.json` with both stages' figures.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Tensor};
+use tch::Tensor;
 
-use super::extract::{FeatureExtractor, Weights, WeightsRecord};
+use super::extract::{FeatureExtractor, WeightsRecord};
 use super::{copy_by_name, freeze_early_layers};
 use crate::augment::AugmentConfig;
 use crate::data::FashionMnist;
 use crate::error::{Error, Result};
-use crate::models::{Backbone, Classifier, ModelKind, TransferConfig, TransferHead, TransferNet};
+use crate::models::{Backbone, ModelKind, NetworkConfig, TransferConfig, Weights};
 use crate::profile::{Profile, ProfileSets};
+use crate::run::RunOptions;
 use crate::train::{
-    best_device, CheckpointDir, Evaluation, History, LrSchedule, OptimizerKind, Precision,
-    TrainConfig, TrainedNetwork, Trainer,
+    CheckpointDir, Evaluation, History, Precision, Recipe, RunResult, TrainConfig, TrainedNetwork,
+    Trainer,
 };
 use crate::util::{content_hash, json_key, progress_line, read_json, write_json_atomic};
-
-/// Which settings the two stages use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TransferRecipe {
-    /// The original's: stage 1 Adam 1e-3; stage 2 SGD 1e-3, momentum 0.9, Nesterov, at a
-    /// constant rate, with the ResNet's augmentation.
-    Original,
-    /// Tuned here: stage 1 as the original; stage 2 Adam with a short warm-up and a cosine
-    /// decay, decoupled weight decay, the same augmentation.
-    Tuned,
-}
-
-impl std::fmt::Display for TransferRecipe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TransferRecipe::Original => "original",
-            TransferRecipe::Tuned => "tuned",
-        })
-    }
-}
-
-impl std::str::FromStr for TransferRecipe {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<TransferRecipe> {
-        match s {
-            "original" => Ok(TransferRecipe::Original),
-            "tuned" => Ok(TransferRecipe::Tuned),
-            other => Err(Error::param(
-                "recipe",
-                format!("{other:?} is not one of original, tuned"),
-            )),
-        }
-    }
-}
-
-impl TransferRecipe {
-    /// Stage 1: the head on cached features (no augmentation: the features are fixed).
-    pub fn head_config(self, epochs: usize, seed: u64) -> TrainConfig {
-        TrainConfig {
-            epochs,
-            batch_size: 128,
-            optimizer: OptimizerKind::adam(),
-            learning_rate: 1e-3,
-            weight_decay: 0.0,
-            model_l2: false,
-            early_stopping_patience: None,
-            schedule: LrSchedule::Constant,
-            restore_best: true,
-            augment: AugmentConfig::default(),
-            seed,
-            progress_seconds: 0.0,
-            verbose: false,
-            checkpoint_dir: None,
-            eval_batch_size: 4096,
-            channels_last: false,
-            precision: Precision::Fp32,
-            validate_every_epoch: true,
-        }
-    }
-
-    /// Stage 2: fine-tuning `backbone` + head on augmented images.
-    pub fn fine_tune_config(
-        self,
-        backbone: Backbone,
-        epochs: usize,
-        batch_size: usize,
-        seed: u64,
-    ) -> TrainConfig {
-        let base = TrainConfig {
-            epochs,
-            batch_size,
-            model_l2: false,
-            early_stopping_patience: None,
-            restore_best: true,
-            augment: AugmentConfig::original_resnet(),
-            seed,
-            channels_last: true,
-            eval_batch_size: ModelKind::for_backbone(backbone).spec().eval_batch_size,
-            ..Default::default()
-        };
-        match self {
-            TransferRecipe::Original => TrainConfig {
-                optimizer: OptimizerKind::sgd_nesterov(),
-                learning_rate: 1e-3,
-                schedule: LrSchedule::Constant,
-                ..base
-            },
-            TransferRecipe::Tuned => TrainConfig {
-                optimizer: OptimizerKind::adam(),
-                learning_rate: 5e-4,
-                weight_decay: 0.05,
-                schedule: LrSchedule::WarmupCosine {
-                    warmup_epochs: 0.25,
-                    min_lr: 0.0,
-                },
-                ..base
-            },
-        }
-    }
-}
-
-/// What a transfer run may change from its profile's settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TransferOptions {
-    /// [default: the backbone's ImageNet weights; an error when there are none]
-    pub weights: Option<Weights>,
-    /// [default: the profile's]
-    pub image_size: Option<usize>,
-    pub recipe: TransferRecipe,
-    /// Fine-tuning epochs [default: the profile's].
-    pub epochs: Option<usize>,
-    /// The checkpoint folder [default: `artifacts/<profile>/<model>`].
-    pub out: Option<PathBuf>,
-    /// Keep a finished stage 1 and continue stage 2 from its checkpoint.
-    pub resume: bool,
-    pub verbose: bool,
-    pub device: Option<Device>,
-    /// Forward passes of the trunk and of fine-tuning in fp32, bf16 or `auto`.
-    pub precision: Precision,
-    pub seed: u64,
-}
-
-impl Default for TransferOptions {
-    fn default() -> Self {
-        TransferOptions {
-            weights: None,
-            image_size: None,
-            recipe: TransferRecipe::Tuned,
-            epochs: None,
-            out: None,
-            resume: false,
-            verbose: true,
-            device: None,
-            precision: Precision::Fp32,
-            seed: 13,
-        }
-    }
-}
 
 /// Stage 1's outcome: the head trained on frozen features.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,36 +41,35 @@ pub struct StageOne {
     pub key: String,
 }
 
-/// What `fmnist transfer` reports and `transfer.json` holds.
+/// What `fmnist transfer` reports and `transfer.json` holds: the fine-tuned run's result (as
+/// every run's `result.json`), and the transfer run's own fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TransferResult {
-    pub model: ModelKind,
+    /// Stage 2, fine-tuned: its test accuracy and loss, epochs, seconds of all fine-tuning
+    /// epochs (training and validation, over every sitting of a resumed run) and settings.
+    #[serde(flatten)]
+    pub run: RunResult,
+    #[serde(flatten)]
+    pub transfer: TransferFields,
+}
+
+/// What a transfer run reports beyond a run's result: the trunk, and stage 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferFields {
     pub backbone: Backbone,
     pub weights: WeightsRecord,
     pub image_size: usize,
-    pub profile: String,
-    pub recipe: TransferRecipe,
-    pub device: String,
-    pub train_images: usize,
+    pub recipe: Recipe,
     pub validation_images: usize,
-    pub test_images: usize,
     /// Stage 1: frozen ImageNet trunk + trained head.
     pub frozen_test_accuracy: f64,
     pub frozen_test_loss: f64,
-    /// Stage 2: fine-tuned.
-    pub test_accuracy: f64,
-    pub test_loss: f64,
     pub feature_seconds: f64,
     pub features_from_cache: bool,
     pub stage1_seconds: f64,
-    /// Seconds of all fine-tuning epochs (training and validation), over every sitting of a
-    /// resumed run.
-    pub stage2_seconds: f64,
     pub stage1_epochs: usize,
-    pub stage2_epochs: usize,
     /// The trunk's variables kept frozen while fine-tuning (name prefixes).
     pub frozen_layers: Vec<String>,
-    pub stage2_settings: String,
 }
 
 /// A profile's two-stage transfer run of one backbone.
@@ -220,14 +81,14 @@ pub struct TransferRun {
     pub extractor: FeatureExtractor,
     /// The network fine-tuned in stage 2.
     pub config: TransferConfig,
-    pub recipe: TransferRecipe,
+    pub recipe: Recipe,
     pub checkpoints: CheckpointDir,
     pub stage1: Option<StageOne>,
     /// The stage-1 head (on features), then the stage-2 trainer (on images).
     pub head: Option<TrainedNetwork>,
     pub trainer: Option<Trainer>,
     pub result: Option<TransferResult>,
-    options: TransferOptions,
+    options: RunOptions,
     stage2_seconds: f64,
     /// True when stage 1 was read back (so stage 2's checkpoint may continue from it).
     stage1_read_back: bool,
@@ -252,7 +113,7 @@ impl TransferRun {
         kind: ModelKind,
         profile: &Profile,
         data: &FashionMnist,
-        options: TransferOptions,
+        options: RunOptions,
     ) -> Result<TransferRun> {
         let backbone = kind.spec().backbone.ok_or_else(|| {
             Error::param(
@@ -269,19 +130,14 @@ impl TransferRun {
             Some(w) => w.clone(),
             None => Weights::imagenet(backbone)?,
         };
-        let device = options.device.unwrap_or_else(best_device);
+        let device = options.device();
         let mut extractor = FeatureExtractor::new(backbone, &weights, image_size, device)?;
-        extractor.set_precision(options.precision);
+        extractor.set_precision(options.precision.unwrap_or(Precision::Fp32));
         if options.verbose {
             extractor.progress_seconds = 30.0;
         }
         let sets = profile.sets(kind, data)?;
-        let checkpoints = CheckpointDir(
-            options
-                .out
-                .clone()
-                .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
-        );
+        let checkpoints = options.checkpoints(profile, kind);
         Ok(TransferRun {
             kind,
             backbone,
@@ -293,7 +149,7 @@ impl TransferRun {
                 trunk_train_mode: false,
                 ..Default::default()
             },
-            recipe: options.recipe,
+            recipe: options.recipe_for(profile),
             checkpoints,
             stage1: None,
             head: None,
@@ -405,9 +261,10 @@ impl TransferRun {
             self.stage1 = Some(one);
             self.head = Some(head);
         }
-        self.stage1
-            .as_ref()
-            .ok_or_else(|| Error::param("stage", "stage 1 did not run"))
+        self.stage1.as_ref().ok_or_else(|| Error::NotReady {
+            what: "transfer run",
+            message: "stage 1 did not run".into(),
+        })
     }
 
     fn read_stage_one(&self, dir: &std::path::Path) -> Result<Option<(StageOne, TrainedNetwork)>> {
@@ -423,7 +280,10 @@ impl TransferRun {
             ));
             return Ok(None);
         }
-        let mut head = new_head(self.backbone, &self.config, self.extractor.device)?;
+        let mut head = TrainedNetwork::untrained(
+            NetworkConfig::Head(self.backbone, self.config.clone()),
+            self.extractor.device,
+        )?;
         head.load_weights(&weights)?;
         Ok(Some((one, head)))
     }
@@ -453,21 +313,22 @@ impl TransferRun {
             self.stage_one_key()?,
             self.recipe,
             batch_size,
-            self.options.precision,
+            self.options.precision.unwrap_or(Precision::Fp32),
         ))
     }
 
-    /// The network of stage 2: the extractor's trunk, stage 1's head, the first part of the
-    /// trunk frozen ([`Backbone::frozen_when_fine_tuning`]).
-    fn fine_tune_network(&self) -> Result<(nn::VarStore, Box<dyn Classifier>)> {
-        let vs = nn::VarStore::new(self.extractor.device);
-        let net = TransferNet::new(&vs.root(), self.backbone, &self.config)?;
-        copy_by_name(&vs, self.extractor.var_store())?;
-        if let Some(head) = &self.head {
-            copy_by_name(&vs, head.var_store())?;
-        }
-        freeze_early_layers(&vs, self.backbone);
-        Ok((vs, Box::new(net)))
+    /// The trainer of stage 2: the transfer network with the extractor's trunk and stage 1's
+    /// head, the first part of the trunk frozen ([`Backbone::frozen_when_fine_tuning`]).
+    fn fine_tune_trainer(&self, config: TrainConfig) -> Result<Trainer> {
+        let network = NetworkConfig::Transfer(self.backbone, self.config.clone());
+        Trainer::new_with(network, config, self.extractor.device, |vs| {
+            copy_by_name(vs, self.extractor.var_store())?;
+            if let Some(head) = &self.head {
+                copy_by_name(vs, head.var_store())?;
+            }
+            freeze_early_layers(vs, self.backbone);
+            Ok(())
+        })
     }
 
     /// Stage 2: fine-tunes (or, with `resume`, continues fine-tuning) on the augmented images,
@@ -479,19 +340,19 @@ impl TransferRun {
         }
         let sizes = self.profile.sizes(self.kind);
         let epochs = self.options.epochs.unwrap_or(sizes.epochs);
-        let mut config = self.recipe.fine_tune_config(
-            self.backbone,
-            epochs,
-            sizes.batch_size,
-            self.options.seed,
-        );
+        let batch_size = self.options.batch_size.unwrap_or(sizes.batch_size);
+        let mut config =
+            self.recipe
+                .fine_tune_config(self.backbone, epochs, batch_size, self.options.seed);
         config.verbose = self.options.verbose;
-        config.precision = self.options.precision;
+        config.precision = self.options.precision.unwrap_or(Precision::Fp32);
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
-        let (vs, net) = self.fine_tune_network()?;
-        let mut trainer = Trainer::with_model(vs, net, config)?;
+        if !self.options.augment {
+            config.augment = AugmentConfig::default();
+        }
+        let mut trainer = self.fine_tune_trainer(config)?;
         let key_file = self.checkpoints.path().join(STAGE2_KEY);
-        let key = self.stage_two_key(sizes.batch_size)?;
+        let key = self.stage_two_key(batch_size)?;
         if self.options.resume && self.checkpoints.can_resume() {
             // The checkpoint continues only the run it belongs to: the same stage 1 (read
             // back, not trained again), recipe, batch size and precision.
@@ -523,49 +384,45 @@ impl TransferRun {
             &test,
         );
         run.save(self.checkpoints.path())?;
-        let one = self
-            .stage1
-            .as_ref()
-            .ok_or_else(|| Error::param("stage", "stage 1 did not run"))?;
+        let one = self.stage1.as_ref().ok_or_else(|| Error::NotReady {
+            what: "transfer run",
+            message: "stage 1 did not run".into(),
+        })?;
         let result = TransferResult {
-            model: self.kind,
-            backbone: self.backbone,
-            weights: self.extractor.weights.clone(),
-            image_size: self.config.input_size,
-            profile: self.profile.name.to_string(),
-            recipe: self.recipe,
-            device: format!("{:?}", self.extractor.device),
-            train_images: self.sets.train.len(),
-            validation_images: self.sets.validation.len(),
-            test_images: self.sets.test.len(),
-            frozen_test_accuracy: one.test.accuracy,
-            frozen_test_loss: one.test.loss,
-            test_accuracy: test.accuracy,
-            test_loss: test.loss,
-            feature_seconds: one.feature_seconds,
-            features_from_cache: one.features_from_cache,
-            stage1_seconds: one.train_seconds,
-            stage2_seconds: self.stage2_seconds,
-            stage1_epochs: one.history.epochs.len(),
-            stage2_epochs: trainer.history.epochs.len(),
-            frozen_layers: self
-                .backbone
-                .frozen_when_fine_tuning()
-                .iter()
-                .map(|p| p.trim_end_matches('.').to_string())
-                .collect(),
-            stage2_settings: trainer.config.to_string(),
+            run,
+            transfer: TransferFields {
+                backbone: self.backbone,
+                weights: self.extractor.weights.clone(),
+                image_size: self.config.input_size,
+                recipe: self.recipe,
+                validation_images: self.sets.validation.len(),
+                frozen_test_accuracy: one.test.accuracy,
+                frozen_test_loss: one.test.loss,
+                feature_seconds: one.feature_seconds,
+                features_from_cache: one.features_from_cache,
+                stage1_seconds: one.train_seconds,
+                stage1_epochs: one.history.epochs.len(),
+                frozen_layers: self
+                    .backbone
+                    .frozen_when_fine_tuning()
+                    .iter()
+                    .map(|p| p.trim_end_matches('.').to_string())
+                    .collect(),
+            },
         };
         write_json_atomic(&self.checkpoints.path().join(TRANSFER), &result)?;
         self.say(format!(
             "stage 2: fine-tuned test accuracy {:.4} (frozen {:.4}) after {:.0} s",
-            result.test_accuracy, result.frozen_test_accuracy, result.stage2_seconds
+            result.run.test_accuracy,
+            result.transfer.frozen_test_accuracy,
+            result.run.train_seconds
         ));
         self.trainer = Some(trainer);
         self.result = Some(result);
-        self.result
-            .as_ref()
-            .ok_or_else(|| Error::param("stage", "stage 2 did not finish"))
+        self.result.as_ref().ok_or_else(|| Error::NotReady {
+            what: "transfer run",
+            message: "stage 2 did not finish".into(),
+        })
     }
 
     /// Both stages.
@@ -580,18 +437,8 @@ fn key_of(what: &impl Serialize) -> Result<String> {
     json_key(what, std::path::Path::new(STAGE1))
 }
 
-/// A fresh head (as a network on features) for `backbone`.
-pub(crate) fn new_head(
-    backbone: Backbone,
-    config: &TransferConfig,
-    device: Device,
-) -> Result<TrainedNetwork> {
-    let vs = nn::VarStore::new(device);
-    let head = TransferHead::new(&vs.root(), backbone, config)?;
-    Ok(TrainedNetwork::from_parts(vs, Box::new(head)))
-}
-
-/// Trains a fresh head on features; returns it with its history and the training seconds.
+/// Trains a fresh head on trunk features (`[N, D]` with labels `[N]`), where the features are
+/// (the CPU for cached features); returns it with its history and the training seconds.
 pub(crate) fn train_head(
     backbone: Backbone,
     config: &TransferConfig,
@@ -600,17 +447,13 @@ pub(crate) fn train_head(
     validation: (&Tensor, &Tensor),
     verbose: bool,
 ) -> Result<(TrainedNetwork, History, f64)> {
-    tch::manual_seed(train_config.seed as i64);
-    // Heads train where the features are (the CPU for cached features).
-    let vs = nn::VarStore::new(train.0.device());
-    let head = TransferHead::new(&vs.root(), backbone, config)?;
-    let mut trainer = Trainer::with_model(
-        vs,
-        Box::new(head),
+    let mut trainer = Trainer::new(
+        NetworkConfig::Head(backbone, config.clone()),
         TrainConfig {
             verbose,
             ..train_config
         },
+        train.0.device(),
     )?;
     let start = Instant::now();
     trainer.fit_tensors(train.0, train.1, validation.0, validation.1)?;

@@ -57,7 +57,7 @@ pub(crate) enum LayoutArg {
 }
 
 pub(crate) fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
-    let summary = TrainedNetwork::new(kind, tch::Device::Cpu)?.summary()?;
+    let summary = TrainedNetwork::untrained(kind.into(), tch::Device::Cpu)?.summary()?;
     if json_out {
         print_json(&serde_json::to_value(&summary)?)
     } else {
@@ -83,6 +83,7 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         verbose: true,
         device: Some(crate::device()),
         precision: Some(crate::precision()),
+        ..Default::default()
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
     if a.resume && run.resumed_after.is_none() {
@@ -112,23 +113,43 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
     }
 }
 
-/// The trained network in `checkpoint`, of kind `model` or the one named beside it.
+/// The trained network in `checkpoint` (a checkpoint folder or a weights file), of kind
+/// `model` or the one named beside it.
 pub(crate) fn open_checkpoint(
     checkpoint: &Path,
     model: Option<ModelKind>,
     device: tch::Device,
 ) -> Result<(ModelKind, TrainedNetwork)> {
-    let kind = match model {
-        Some(k) => k,
-        None => {
-            NetworkFile::find(checkpoint)
-                .with_context(|| format!("pass --model ({})", ModelKind::names()))?
-                .model
+    let net = match model {
+        None => match TrainedNetwork::load(checkpoint, device) {
+            Err(e @ fmnist_kit::Error::UnnamedNetwork { .. }) => {
+                bail!("{e}: pass --model NAME")
+            }
+            other => other?,
+        },
+        Some(kind) => {
+            // The network.json beside the weights, when it names this network; else its defaults.
+            let weights = if checkpoint.is_dir() {
+                train::CheckpointDir(checkpoint.to_path_buf()).best()
+            } else {
+                checkpoint.to_path_buf()
+            };
+            let network = match NetworkFile::beside(&weights)? {
+                Some(n) if n.model == kind => n.network(&weights.with_file_name("network.json"))?,
+                Some(n) => bail!(
+                    "{}: describes a {} network, not a {kind}",
+                    weights.with_file_name("network.json").display(),
+                    n.model
+                ),
+                None => kind.into(),
+            };
+            let mut net = TrainedNetwork::untrained(network, device)?;
+            net.load_weights(&weights)
+                .with_context(|| format!("loading {} as a {kind} checkpoint", weights.display()))?;
+            net
         }
     };
-    let net = TrainedNetwork::load(kind, checkpoint, device)
-        .with_context(|| format!("loading {} as a {kind} checkpoint", checkpoint.display()))?;
-    Ok((kind, net))
+    Ok((net.kind, net))
 }
 
 pub(crate) fn run_evaluate(
@@ -195,7 +216,7 @@ pub(crate) fn run_features(
         );
     }
     let mut written = Vec::new();
-    for (i, (name, act)) in features::layer_activations(net.model(), set, image, device)?
+    for (i, (name, act)) in features::feature_maps(net.activations(set, image)?)
         .iter()
         .enumerate()
     {
@@ -265,8 +286,13 @@ pub(crate) fn bench_train(
     let mut augmented = Trainer::new(kind, config.clone(), device)?;
     let (mut noaug, mut aug) = (0.0f64, 0.0f64);
     for _ in 0..3 {
-        noaug = noaug.max(plain.measure_throughput(&set, steps, false)?);
-        aug = aug.max(augmented.measure_throughput(&set, steps, true)?);
+        noaug = noaug.max(train::measure_throughput(&mut plain, &set, steps, false)?);
+        aug = aug.max(train::measure_throughput(
+            &mut augmented,
+            &set,
+            steps,
+            true,
+        )?);
     }
     let share = 1.0 - aug / noaug;
     if json_out {

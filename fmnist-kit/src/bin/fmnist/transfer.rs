@@ -9,7 +9,8 @@ use serde_json::json;
 
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
-use fmnist_kit::transfer::{FeatureExtractor, TransferOptions, TransferRun, Weights};
+use fmnist_kit::run::RunOptions;
+use fmnist_kit::transfer::{FeatureExtractor, TransferRun, Weights};
 use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
 
 use crate::{data_path, print_json, profile_arg};
@@ -165,17 +166,18 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     // Progress goes to standard error with --json, which keeps standard output for the JSON.
     progress_to_stderr(a.json);
-    let options = TransferOptions {
+    let options = RunOptions {
         weights: Some(weights_arg(a.backbone, &a.weights)?),
         image_size: a.size,
-        recipe: a.recipe.parse()?,
+        recipe: Some(a.recipe.parse()?),
         epochs: a.epochs,
         out: a.out,
         resume: a.resume,
         verbose: true,
         device: Some(crate::device()),
-        precision: crate::precision(),
+        precision: Some(crate::precision()),
         seed: a.seed,
+        ..Default::default()
     };
     let mut run = TransferRun::prepare(kind, &profile, &d, options)?;
     progress_line(&run.describe());
@@ -188,9 +190,9 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
         println!(
             "{}: frozen trunk + head {:.4}, fine-tuned {:.4} test accuracy on {} images; best weights in {}",
             a.backbone.title(),
-            result.frozen_test_accuracy,
-            result.test_accuracy,
-            result.test_images,
+            result.transfer.frozen_test_accuracy,
+            result.run.test_accuracy,
+            result.run.test_images,
             run.checkpoints.best().display()
         );
         Ok(())

@@ -2,7 +2,43 @@
 
 use super::*;
 use crate::augment::AugmentConfig;
-use crate::train::config::{LrSchedule, OptimizerKind, ReduceLrOnPlateau};
+use crate::models::ModelKind;
+use crate::train::config::OptimizerKind;
+use crate::train::schedule::{LrSchedule, ReduceLrOnPlateau};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// The pieces' bookkeeping after an epoch whose validation loss was `val_loss`, as the loop
+/// runs it.
+fn end_epoch(t: &mut Trainer, val_loss: f64) {
+    t.state.epochs_done += 1;
+    let record = EpochRecord {
+        epoch: t.state.epochs_done,
+        train_loss: 0.0,
+        train_accuracy: 0.0,
+        val_loss,
+        val_accuracy: 0.0,
+        learning_rate: t.state.learning_rate,
+        seconds: 0.0,
+        images_per_s: 0.0,
+    };
+    t.history.epochs.push(record.clone());
+    let mut pieces = std::mem::take(&mut t.pieces);
+    let mut ctx = EpochContext {
+        config: &t.config,
+        state: &mut t.state,
+        history: &mut t.history,
+        record: &record,
+        improved: false,
+        network: &t.net,
+        optimizer: &t.optimizer,
+    };
+    for p in pieces.iter_mut() {
+        p.after_epoch(&mut ctx).unwrap();
+    }
+    t.pieces = pieces;
+}
 
 /// `n` images of 10 classes, each class a bright horizontal band at its own height.
 fn bands(n: usize, seed: u64) -> ImageSet {
@@ -65,7 +101,7 @@ fn early_stopping_and_reduce_lr_follow_the_validation_loss() {
     let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
     let mut lrs = Vec::new();
     for loss in [1.0, 0.9, 0.95, 0.96, 0.97] {
-        t.end_of_epoch(loss).unwrap();
+        end_epoch(&mut t, loss);
         lrs.push(t.learning_rate());
     }
     assert_eq!(lrs, vec![1e-3, 1e-3, 5e-4, 2.5e-4, 2e-4]);
@@ -104,7 +140,9 @@ fn the_l2_penalty_reaches_the_update_as_its_gradient() {
     let loss = t.net.model().forward_t(&x, false).sum(Kind::Float) * 0.0;
     t.optimizer.zero_grad().unwrap();
     loss.backward();
-    t.optimizer_step().unwrap();
+    t.state.optimizer_steps += 1;
+    let settings = StepSettings::new(&t.config, t.state.learning_rate, t.state.optimizer_steps);
+    t.optimizer.step(t.net.var_store(), settings).unwrap();
     let coefficients: Vec<f64> = t.optimizer.l2_coefficients.clone();
     assert_eq!(
         coefficients.iter().filter(|&&c| c > 0.0).count(),
