@@ -8,7 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!(
-            "torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); see environment.md"
+            "torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); see docs/environment.md"
         );
     };
     let lib = PathBuf::from(lib);

@@ -46,7 +46,7 @@ pub(crate) fn check_torch() -> Result<()> {
         if major_minor(&loaded) != major_minor(&built) {
             anyhow::bail!(
                 "libtorch {loaded} is loaded, but this fmnist was built for {built}: point \
-                 LD_LIBRARY_PATH at a torch {} (or rebuild against this one; environment.md says how). \
+                 LD_LIBRARY_PATH at a torch {} (or rebuild against this one; docs/gpu.md says how). \
                  `fmnist doctor` shows what is found",
                 major_minor(&built)
             );
