@@ -20,10 +20,14 @@ use crate::train::{CheckpointDir, Recipe, TrainConfig};
 
 /// Which profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ProfileName {
+    /// CI's: tiny subsets, seconds per notebook after the kit is compiled.
     Smoke,
+    /// `make run`'s default on a CPU: meaningful results in a bounded time.
     Quick,
+    /// The original project's epochs on all the data (a GPU recommended).
     Full,
 }
 

@@ -201,15 +201,16 @@ pub fn knn_accuracy(coords: &[[f32; 2]], labels: &[u8], k: usize) -> Result<f64>
 /// Embeds images (`[N, 28, 28]` u8) in 2-D.
 pub fn tsne_images(set: &ImageSet, config: &TsneConfig) -> Result<Embedding> {
     let x = set.images_tensor().view([set.len() as i64, -1]);
-    tsne_features(&x, &set.labels, config)
+    tsne_vectors(&x, &set.labels, config)
 }
 
-/// Embeds feature rows `features` (`[N, D]`, any float kind, any device) labelled `labels` in 2-D.
-pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> Result<Embedding> {
-    let size = features.size();
+/// Embeds the rows of `vectors` (`[N, D]`: raw pixels, a network's embeddings or a trunk's
+/// features; any float kind, any device) labelled `labels` in 2-D.
+pub fn tsne_vectors(vectors: &Tensor, labels: &[u8], config: &TsneConfig) -> Result<Embedding> {
+    let size = vectors.size();
     if size.len() != 2 {
         return Err(Error::param(
-            "features",
+            "vectors",
             format!("expected [N, D], got shape {size:?}"),
         ));
     }
@@ -249,9 +250,9 @@ pub fn tsne_features(features: &Tensor, labels: &[u8], config: &TsneConfig) -> R
         }
     }
     let start = Instant::now();
-    let x = features.to_device(Device::Cpu).to_kind(Kind::Float);
+    let x = vectors.to_device(Device::Cpu).to_kind(Kind::Float);
     if x.isfinite().logical_not().any().int64_value(&[]) != 0 {
-        return Err(Error::param("features", "contain NaN or infinite values"));
+        return Err(Error::param("vectors", "contain NaN or infinite values"));
     }
     let reduced = pca(&x, config.pca_dims)?;
     let pca_seconds = start.elapsed().as_secs_f64();
@@ -440,7 +441,7 @@ mod tests {
             perplexity: 10.0,
             ..TsneConfig::default()
         };
-        let a = tsne_features(&x, &labels, &config).unwrap();
+        let a = tsne_vectors(&x, &labels, &config).unwrap();
         assert_eq!(a.coords.len(), 160);
         assert!(a.knn10_accuracy > 0.95, "{}", a.knn10_accuracy);
         assert_eq!(
@@ -449,7 +450,7 @@ mod tests {
             "auto picks Barnes-Hut for few points"
         );
         assert_eq!(a.config.learning_rate, Some(200.0));
-        let fft = tsne_features(
+        let fft = tsne_vectors(
             &x,
             &labels,
             &TsneConfig {
@@ -459,7 +460,7 @@ mod tests {
         )
         .unwrap();
         assert!(fft.knn10_accuracy > 0.95, "{}", fft.knn10_accuracy);
-        let r = tsne_features(
+        let r = tsne_vectors(
             &x,
             &labels,
             &TsneConfig {
@@ -474,14 +475,14 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors_not_panics() {
         let (x, labels) = clusters(10, 3, 4);
-        let too_few = tsne_features(&x, &labels, &TsneConfig::default()).unwrap_err();
+        let too_few = tsne_vectors(&x, &labels, &TsneConfig::default()).unwrap_err();
         assert!(too_few.to_string().contains("perplexity"), "{too_few}");
         let short = TsneConfig {
             perplexity: 5.0,
             epochs: 100,
             ..TsneConfig::default()
         };
-        assert!(tsne_features(&x, &labels, &short)
+        assert!(tsne_vectors(&x, &labels, &short)
             .unwrap_err()
             .to_string()
             .contains("epochs"));
@@ -490,15 +491,15 @@ mod tests {
             epochs: 300,
             ..TsneConfig::default()
         };
-        assert!(tsne_features(&x, &labels[..5], &ok).is_err());
+        assert!(tsne_vectors(&x, &labels[..5], &ok).is_err());
         let lr = TsneConfig {
             learning_rate: Some(-1.0),
             ..ok.clone()
         };
-        assert!(tsne_features(&x, &labels, &lr).is_err());
+        assert!(tsne_vectors(&x, &labels, &lr).is_err());
         let nan = x.copy();
         let _ = nan.get(0).get(0).fill_(f64::NAN);
-        assert!(tsne_features(&nan, &labels, &ok)
+        assert!(tsne_vectors(&nan, &labels, &ok)
             .unwrap_err()
             .to_string()
             .contains("NaN"));

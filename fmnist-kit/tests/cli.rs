@@ -337,3 +337,53 @@ fn train_then_evaluate_agree_with_each_other() {
     assert_eq!(unnamed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unnamed.stderr).contains("--model"));
 }
+
+#[test]
+fn options_with_fixed_values_list_them_from_the_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    // The networks come from the model table, with their titles, in every command that takes one.
+    for command in [
+        &["train", "--help"][..],
+        &["summary", "--help"],
+        &["bench", "train", "--help"],
+    ] {
+        let help = String::from_utf8_lossy(&fmnist(command, dir.path()).stdout).into_owned();
+        for spec in fmnist_kit::models::MODELS.iter() {
+            assert!(
+                help.contains(spec.name) && help.contains(spec.title),
+                "{command:?} help lists {}: {help}",
+                spec.name
+            );
+        }
+    }
+    let help =
+        String::from_utf8_lossy(&fmnist(&["train", "--help"], dir.path()).stdout).into_owned();
+    for value in [
+        "smoke", "quick", "full", "tuned", "original", "fp32", "bf16", "auto", "cuda:N",
+    ] {
+        assert!(help.contains(value), "train --help names {value}: {help}");
+    }
+    // Unknown values are usage errors naming the option and what it takes.
+    for (args, says) in [
+        (&["summary", "--model", "vgg"][..], "cnn4"),
+        (&["summary", "--model", "cnn4", "--device", "tpu"], "cuda:N"),
+        (
+            &["summary", "--model", "cnn4", "--precision", "fp16"],
+            "bf16",
+        ),
+        (&["transfer", "--backbone", "vgg"], "efficientnet-lite0"),
+    ] {
+        let o = fmnist(args, dir.path());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Aliases from the table are accepted, and the global options may follow the subcommand.
+    let o = fmnist(
+        &["summary", "--model", "lite0", "--device", "cpu", "--json"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"], "efficientnet-lite0");
+}

@@ -261,14 +261,19 @@ fn bad_input_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let (d, cache) = (data(tmp.path()), tmp.path().join("cache"));
     let out = tmp.path().join("grid");
-    let fails = |extra: &[&str], out: &Path| {
+    let fails_with = |code: i32, extra: &[&str], out: &Path| {
         let o = grid_cmd(&d, out, extra, &cache).output().unwrap();
-        assert_eq!(o.status.code(), Some(1), "{extra:?} should fail");
+        assert_eq!(o.status.code(), Some(code), "{extra:?} should fail");
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
+    let fails = |extra: &[&str], out: &Path| fails_with(1, extra, out);
+    // A malformed option is a usage error (exit status 2), named with the option.
     for s in ["3/2", "0/2", "1/0", "x"] {
-        let err = fails(&["--shard", s], &out);
-        assert!(err.contains(s) && err.contains("K/N"), "{err}");
+        let err = fails_with(2, &["--shard", s], &out);
+        assert!(
+            err.contains(s) && err.contains("K/N") && err.contains("--shard"),
+            "{err}"
+        );
     }
     // A folder holding another search's records (other images).
     json(

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use super::{ImageSet, PIXELS};
+use super::image_set::{ImageSet, PIXELS};
 use crate::error::Result;
 use crate::util::write_atomic;
 

@@ -3,8 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::csv::gzip_error;
-use super::{load_with, CachePolicy, ImageSet, IMAGE_SIDE, NUM_CLASSES, PIXELS};
+use super::image_set::{ImageSet, IDX_FILES, IMAGE_SIDE, NUM_CLASSES, PIXELS};
 use crate::error::{Error, Result};
 
 pub(super) fn gunzip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
@@ -120,8 +119,62 @@ pub(super) fn idx_pair(images: (&PathBuf, &[u8]), labels: (&PathBuf, &[u8])) -> 
     })
 }
 
-/// Reads the four idx files of `dir`.
+/// The bytes of the four idx files of `dir`, in [`IDX_FILES`]' order; a missing one is an error
+/// listing what the folder holds.
+pub(super) fn read_idx_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    IDX_FILES
+        .iter()
+        .map(|name| {
+            let p = dir.join(name);
+            if !p.is_file() {
+                return Err(Error::MissingMember {
+                    path: dir.to_path_buf(),
+                    expected: name.to_string(),
+                    found: list_dir(dir),
+                });
+            }
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            Ok((p, bytes))
+        })
+        .collect()
+}
+
+/// Reads the four idx files of `dir`: the training and the test set.
 pub fn read_idx_folder(dir: &Path) -> Result<(ImageSet, ImageSet)> {
-    let data = load_with(dir, &CachePolicy::Off)?;
-    Ok((data.train, data.test))
+    let files = read_idx_files(dir)?;
+    let get = |i: usize| (&files[i].0, files[i].1.as_slice());
+    Ok((idx_pair(get(0), get(1))?, idx_pair(get(2), get(3))?))
+}
+
+/// A gzip stream that does not decompress, as an error naming the file (and saying when it
+/// was cut short).
+pub(super) fn gzip_error(path: &Path, detail: String) -> Error {
+    let lower = detail.to_ascii_lowercase();
+    let truncated = ["unexpected end", "eof", "incomplete"]
+        .iter()
+        .any(|w| lower.contains(w));
+    Error::Gzip {
+        path: path.into(),
+        detail: if truncated {
+            format!("truncated: {detail}")
+        } else {
+            detail
+        },
+    }
+}
+
+fn list_dir(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
 }

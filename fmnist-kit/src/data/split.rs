@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{ImageSet, NUM_CLASSES};
+use super::image_set::{ImageSet, NUM_CLASSES};
 use crate::error::{Error, Result};
 
 /// How to split the training set.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FitScore, GridPoint, GridSettings, GridSpec};
+use super::report::FitScore;
+use super::spec::{GridPoint, GridSettings, GridSpec};
 use crate::error::{Error, Result};
 use crate::util::{json_key, read_json, write_json_atomic};
 

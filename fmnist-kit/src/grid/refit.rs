@@ -7,7 +7,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::{GridPoint, GridReport, GridSearch};
+use super::report::GridReport;
+use super::search::GridSearch;
+use super::spec::GridPoint;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::train::Trainer;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{GridPoint, GridSettings};
+use super::spec::{GridPoint, GridSettings};
 use crate::error::{Error, Result};
 
 /// The cross-validated scores of one point.

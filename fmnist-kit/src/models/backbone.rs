@@ -75,10 +75,15 @@ if not k.startswith('AuxLogits.') and not k.endswith('num_batches_tracked')}, 'i
 
 /// Which ImageNet backbone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Backbone {
+    /// InceptionV3 (torchvision's names; its ImageNet weights by path).
     #[serde(rename = "inception-v3")]
+    #[cfg_attr(feature = "cli", value(name = "inception-v3", alias = "inception"))]
     InceptionV3,
+    /// EfficientNet-Lite0 (its ImageNet weights installed by `make setup`).
     #[serde(rename = "efficientnet-lite0")]
+    #[cfg_attr(feature = "cli", value(name = "efficientnet-lite0", alias = "lite0"))]
     EfficientNetLite0,
 }
 
@@ -211,22 +216,6 @@ impl Backbone {
 impl std::fmt::Display for Backbone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Backbone {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Backbone> {
-        let s = s.trim().to_ascii_lowercase();
-        Backbone::ALL
-            .into_iter()
-            .find(|b| b.name() == s)
-            .ok_or_else(|| {
-                Error::param(
-                    "backbone",
-                    format!("{s:?} is not one of inception-v3, efficientnet-lite0"),
-                )
-            })
     }
 }
 

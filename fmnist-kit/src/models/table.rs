@@ -263,6 +263,25 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
+/// The networks as a command-line option: the names and aliases of [`MODELS`], each with its
+/// title as help.
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for ModelKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<ModelKind>> = std::sync::OnceLock::new();
+        ALL.get_or_init(ModelKind::all)
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let spec = self.spec();
+        Some(
+            clap::builder::PossibleValue::new(spec.name)
+                .aliases(spec.aliases.iter().copied())
+                .help(spec.title),
+        )
+    }
+}
+
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.spec().name)

@@ -8,7 +8,6 @@ use super::config::{OptimizerKind, TrainConfig};
 use super::precision::Precision;
 use super::schedule::{LrSchedule, ReduceLrOnPlateau};
 use crate::augment::AugmentConfig;
-use crate::error::{Error, Result};
 use crate::models::{Backbone, ModelKind};
 
 /// Which settings a training run uses: the original project's, or better ones. For a transfer
@@ -16,6 +15,7 @@ use crate::models::{Backbone, ModelKind};
 /// tuned one Adam with a short warm-up and a cosine decay and decoupled weight decay; both with
 /// the ResNet's augmentation, and the same stage 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Recipe {
     /// The original's intended settings: Adam 1e-3, the L2 penalties, reduce-LR on plateau and
     /// the augmentation of the network's row of [`crate::models::MODELS`], early stopping.
@@ -155,20 +155,6 @@ impl std::fmt::Display for Recipe {
     }
 }
 
-impl std::str::FromStr for Recipe {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Recipe> {
-        match s {
-            "original" => Ok(Recipe::Original),
-            "tuned" => Ok(Recipe::Tuned),
-            other => Err(Error::param(
-                "recipe",
-                format!("{other:?} is not one of original, tuned"),
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,8 +173,7 @@ mod tests {
         assert!(
             tuned.channels_last && !Recipe::Tuned.config(ModelKind::ResNet, 1, 32).channels_last
         );
-        assert_eq!("tuned".parse::<Recipe>().unwrap(), Recipe::Tuned);
-        assert!("fancy".parse::<Recipe>().is_err());
+        assert_eq!(Recipe::Tuned.to_string(), "tuned");
         let bad = TrainConfig {
             schedule: LrSchedule::WarmupCosine {
                 warmup_epochs: 1.0,

@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::extract::{FeatureExtractor, WeightsRecord};
+use super::prepare::{copy_by_name, freeze_early_layers};
 use super::stages::train_head;
-use super::{copy_by_name, freeze_early_layers};
 use crate::data::{ImageSet, NUM_CLASSES};
 use crate::display::Html;
 use crate::error::{Error, Result};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::extract::{FeatureExtractor, WeightsRecord};
-use super::{copy_by_name, freeze_early_layers};
+use super::prepare::{copy_by_name, freeze_early_layers};
 use crate::augment::AugmentConfig;
 use crate::data::FashionMnist;
 use crate::error::{Error, Result};

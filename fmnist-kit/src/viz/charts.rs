@@ -4,7 +4,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::figure::Figure;
-use super::{plot_err, CLASS_COLORS, FONT};
+use super::style::{plot_err, CLASS_COLORS, FONT};
 use crate::data::{CLASS_NAMES, NUM_CLASSES};
 use crate::error::{Error, Result};
 

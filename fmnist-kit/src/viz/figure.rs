@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{ensure_font, plot_err, FONT};
+use super::style::{ensure_font, plot_err, FONT};
 use crate::error::{Error, Result};
 
 /// An owned RGB picture.

@@ -4,7 +4,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::figure::Figure;
-use super::{plot_err, FONT};
+use super::style::{plot_err, FONT};
 use crate::data::IMAGE_SIDE;
 use crate::error::{Error, Result};
 

@@ -8,7 +8,7 @@ use super::image_grid::{image_grid, ImageGridConfig, ImageTile};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{plot_err, CLASS_COLORS, FONT};
+use super::style::{plot_err, CLASS_COLORS, FONT};
 use crate::data::{self, ImageSet, CLASS_NAMES, IMAGE_SIDE, NUM_CLASSES};
 use crate::error::{Error, Result};
 

@@ -12,7 +12,7 @@ use fmnist_kit::tsne::{self, TsneConfig, TsneInit, TsneMethod};
 use fmnist_kit::util::write_atomic;
 use fmnist_kit::viz::ClassScatter;
 
-use crate::{data_path, print_json, verdict};
+use crate::common::{data_path, print_json, verdict};
 
 #[derive(clap::Args)]
 pub(crate) struct TsneArgs {

@@ -11,7 +11,7 @@ use fmnist_kit::models::Backbone;
 use fmnist_kit::train::{self, torch_built_version, Precision};
 use fmnist_kit::util::{cache_root, cpu_features, cpu_model, sha256_file};
 
-use crate::print_json;
+use crate::common::print_json;
 
 /// The libtorch library this process loaded (from /proc/self/maps) and its torch version (the
 /// `version.py` of the Python package it belongs to, when it comes from one).

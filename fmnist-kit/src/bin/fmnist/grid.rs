@@ -8,21 +8,22 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::grid::{refit_best, saved_refit, GridSearch, Shard, REFIT_FILE};
 use fmnist_kit::util::{progress_line, progress_to_stderr};
+use fmnist_kit::ProfileName;
 
-use crate::{data_path, print_json, profile_arg};
+use crate::common::{data_path, print_json, profile_arg, Globals};
 
 #[derive(clap::Args)]
 pub(crate) struct GridArgs {
-    /// Sizes: smoke, quick or full [default: $FMNIST_PROFILE or quick]
-    #[arg(long)]
-    profile: Option<String>,
+    /// Sizes [default: $FMNIST_PROFILE or quick]
+    #[arg(long, value_enum)]
+    profile: Option<ProfileName>,
     /// The search's folder: records, report, refit [default: artifacts/<profile>/grid]
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only shard K of N (1 <= K <= N): a deterministic 1/N of the fits, e.g.
     /// `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
     #[arg(long)]
-    shard: Option<String>,
+    shard: Option<Shard>,
     /// Copy the records of these folders (other machines' shards) into --out first.
     #[arg(long, num_args = 1..)]
     merge: Vec<PathBuf>,
@@ -38,12 +39,9 @@ pub(crate) struct GridArgs {
     json: bool,
 }
 
-pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
-    let profile = profile_arg(&a.profile)?;
-    let shard: Shard = match &a.shard {
-        Some(s) => s.parse()?,
-        None => Shard::ALL,
-    };
+pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
+    let profile = profile_arg(a.profile)?;
+    let shard = a.shard.unwrap_or(Shard::ALL);
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let mut search = GridSearch::for_profile(&profile, &d)?;
@@ -63,7 +61,7 @@ pub(crate) fn run_grid(a: GridArgs) -> Result<()> {
             .with_context(|| format!("merging {} into {}", other.display(), dir.display()))?;
         progress_line(&format!("merged {n} record(s) from {}", other.display()));
     }
-    let device = crate::device();
+    let device = g.device;
     let outcome = search
         .run(Some(&dir), shard, device)
         .with_context(|| format!("grid search in {}", dir.display()))?;

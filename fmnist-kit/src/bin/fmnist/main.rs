@@ -1,7 +1,6 @@
 //! `fmnist`: the kit's command-line tool. `fmnist --help` lists the commands.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -9,20 +8,21 @@ use clap::{Parser, Subcommand};
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::train::{self, Precision};
-use fmnist_kit::{Profile, ProfileName};
 
+mod common;
 mod dataset;
 mod doctor;
 mod grid;
 mod training;
 mod transfer;
 
+use common::Globals;
 use dataset::{bench_load, data_info, prepare_data, run_tsne, TsneArgs};
 use grid::{run_grid, GridArgs};
 use training::{
     bench_train, run_evaluate, run_features, run_summary, run_train, LayoutArg, TrainArgs,
 };
-use transfer::{bench_embed, parse_backbone, run_embed, run_transfer, EmbedArgs, TransferArgs};
+use transfer::{bench_embed, run_embed, run_transfer, EmbedArgs, TransferArgs};
 
 #[derive(Parser)]
 #[command(
@@ -31,28 +31,36 @@ use transfer::{bench_embed, parse_backbone, run_embed, run_transfer, EmbedArgs, 
     about = "Fashion-MNIST workbench: data, training, transfer learning, grid search, evaluation, feature maps, t-SNE (see README.md)"
 )]
 struct Cli {
-    /// Where to compute: auto (the GPU when there is one), cpu, or cuda (an error without one).
-    #[arg(long, global = true, default_value = "auto")]
-    device: String,
-    /// Precision of forward passes: fp32, bf16 (autocast), or auto (bf16 on CUDA and on CPUs
-    /// with native bf16, fp32 elsewhere).
-    #[arg(long, global = true, default_value = "fp32")]
-    precision: String,
+    /// Where to compute: auto (the GPU when there is one), cpu, cuda or cuda:N (an error
+    /// without that GPU).
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_device)]
+    device: DeviceArg,
+    /// Precision of forward passes (the weights stay fp32).
+    #[arg(long, global = true, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
     #[command(subcommand)]
     command: Command,
 }
 
-static DEVICE: OnceLock<tch::Device> = OnceLock::new();
-static PRECISION: OnceLock<Precision> = OnceLock::new();
-
-/// The device chosen with `--device`.
-pub(crate) fn device() -> tch::Device {
-    DEVICE.get().copied().unwrap_or(tch::Device::Cpu)
+/// `--device`: `auto`, `cpu`, `cuda` (GPU 0) or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda(usize),
 }
 
-/// The precision chosen with `--precision`.
-pub(crate) fn precision() -> Precision {
-    PRECISION.get().copied().unwrap_or_default()
+fn parse_device(s: &str) -> std::result::Result<DeviceArg, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(DeviceArg::Auto),
+        "cpu" => Ok(DeviceArg::Cpu),
+        "cuda" => Ok(DeviceArg::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceArg::Cuda)
+            .ok_or_else(|| format!("{other:?} is not one of auto, cpu, cuda, cuda:N")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -92,8 +100,8 @@ enum Command {
     Tsne(TsneArgs),
     /// Layers, output shapes and trainable parameters of a network (like Keras's summary()).
     Summary {
-        /// The network (cnn4, resnet).
-        #[arg(long, value_parser = parse_model)]
+        /// The network.
+        #[arg(long, value_enum)]
         model: ModelKind,
         #[arg(long)]
         json: bool,
@@ -104,8 +112,9 @@ enum Command {
     Features {
         #[arg(long)]
         checkpoint: PathBuf,
-        /// The network [default: the "model" of result.json or state.json beside the checkpoint]
-        #[arg(long, value_parser = parse_model)]
+        /// The network [default: the one network.json beside the weights names (else result.json
+        /// or state.json)]
+        #[arg(long, value_enum)]
         model: Option<ModelKind>,
         /// Position of the image in its set (the original showed training image 2018).
         #[arg(long)]
@@ -128,8 +137,9 @@ enum Command {
     Evaluate {
         #[arg(long)]
         checkpoint: PathBuf,
-        /// The network [default: the "model" of result.json or state.json beside the checkpoint]
-        #[arg(long, value_parser = parse_model)]
+        /// The network [default: the one network.json beside the weights names (else result.json
+        /// or state.json)]
+        #[arg(long, value_enum)]
         model: Option<ModelKind>,
         /// Write `index,label,predicted,p0,...,p9` rows (official test order) here.
         #[arg(long)]
@@ -156,24 +166,12 @@ enum Command {
     },
 }
 
-fn profile_arg(p: &Option<String>) -> Result<Profile> {
-    Ok(match p {
-        Some(p) => Profile::named(p.parse::<ProfileName>()?),
-        None => Profile::from_env()?,
-    })
-}
-
-/// A network named as in the kit's model table (`cnn4`, `resnet`).
-fn parse_model(s: &str) -> std::result::Result<ModelKind, String> {
-    s.parse::<ModelKind>().map_err(|e| e.to_string())
-}
-
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Training throughput (images/s) with and without the model's original augmentation.
     Train {
-        /// The network (cnn4, resnet).
-        #[arg(long, value_parser = parse_model)]
+        /// The network.
+        #[arg(long, value_enum)]
         model: ModelKind,
         /// Timed steps per measurement (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
@@ -192,7 +190,7 @@ enum BenchCommand {
     /// Feature extraction by a backbone's trunk (evaluation mode, random weights: speed does not
     /// depend on them) in images/s, best of three passes over the first test images.
     Embed {
-        #[arg(long, value_parser = parse_backbone)]
+        #[arg(long, value_enum)]
         backbone: Backbone,
         /// Side the images are resized to.
         #[arg(long)]
@@ -230,22 +228,24 @@ fn run(cli: Cli) -> Result<()> {
         return doctor::run_doctor(json);
     }
     doctor::check_torch()?;
-    let device = match cli.device.as_str() {
-        "auto" => train::best_device(),
-        "cpu" => tch::Device::Cpu,
-        "cuda" => {
+    let device = match cli.device {
+        DeviceArg::Auto => train::best_device(),
+        DeviceArg::Cpu => tch::Device::Cpu,
+        DeviceArg::Cuda(n) => {
             let _ = train::best_device(); // loads libtorch's CUDA library when there is one
-            if !tch::Cuda::is_available() {
+            let count = tch::Cuda::device_count().max(0) as usize;
+            if n >= count {
                 anyhow::bail!(
-                    "--device cuda: libtorch sees no CUDA device here (run `fmnist doctor` to see what it finds)"
+                    "--device cuda:{n}: libtorch sees {count} CUDA device(s) here (run `fmnist doctor` to see what it finds)"
                 );
             }
-            tch::Device::Cuda(0)
+            tch::Device::Cuda(n)
         }
-        other => anyhow::bail!("--device {other:?} is not one of auto, cpu, cuda"),
     };
-    let _ = DEVICE.set(device);
-    let _ = PRECISION.set(cli.precision.parse()?);
+    let g = Globals {
+        device,
+        precision: cli.precision,
+    };
     match cli.command {
         Command::Doctor { .. } => Ok(()),
         Command::PrepareData {
@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
         } => data_info(data, no_cache, json),
         Command::Tsne(args) => run_tsne(args),
         Command::Summary { model, json } => run_summary(model, json),
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(args, g),
         Command::Features {
             checkpoint,
             model,
@@ -271,17 +271,17 @@ fn run(cli: Cli) -> Result<()> {
             out,
             data,
             json,
-        } => run_features(&checkpoint, model, image, test, class, &out, data, json),
+        } => run_features(&checkpoint, model, image, test, class, &out, data, json, g),
         Command::Evaluate {
             checkpoint,
             model,
             predictions,
             data,
             json,
-        } => run_evaluate(&checkpoint, model, predictions, data, json),
-        Command::Grid(args) => run_grid(args),
-        Command::Embed(args) => run_embed(args),
-        Command::Transfer(args) => run_transfer(args),
+        } => run_evaluate(&checkpoint, model, predictions, data, json, g),
+        Command::Grid(args) => run_grid(args, g),
+        Command::Embed(args) => run_embed(args, g),
+        Command::Transfer(args) => run_transfer(args, g),
         Command::Bench {
             what:
                 BenchCommand::Embed {
@@ -292,7 +292,7 @@ fn run(cli: Cli) -> Result<()> {
                     data,
                     json,
                 },
-        } => bench_embed(backbone, size, images, batch, data, json),
+        } => bench_embed(backbone, size, images, batch, data, json, g),
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
@@ -306,29 +306,6 @@ fn run(cli: Cli) -> Result<()> {
                     data,
                     json,
                 },
-        } => bench_train(model, steps, batch_size, layout, data, json),
-    }
-}
-
-fn data_path(data: Option<PathBuf>) -> PathBuf {
-    data.unwrap_or_else(data::default_data_path)
-}
-
-fn print_json(value: &serde_json::Value) -> Result<()> {
-    use std::io::Write;
-    // writeln!, unlike println!, reports a closed pipe as an error instead of panicking.
-    writeln!(
-        std::io::stdout().lock(),
-        "{}",
-        serde_json::to_string_pretty(value)?
-    )?;
-    Ok(())
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
+        } => bench_train(model, steps, batch_size, layout, data, json, g),
     }
 }

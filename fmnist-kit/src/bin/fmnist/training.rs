@@ -9,19 +9,20 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::ModelKind;
 use fmnist_kit::run::{RunOptions, TrainingRun};
-use fmnist_kit::train::{self, NetworkFile, TrainedNetwork, Trainer};
+use fmnist_kit::train::{self, NetworkFile, Recipe, TrainedNetwork, Trainer};
 use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
+use fmnist_kit::ProfileName;
 
-use crate::{data_path, parse_model, print_json, profile_arg};
+use crate::common::{data_path, print_json, profile_arg, Globals};
 
 #[derive(clap::Args)]
 pub(crate) struct TrainArgs {
-    /// The network (cnn4, resnet).
-    #[arg(long, value_parser = parse_model)]
+    /// The network.
+    #[arg(long, value_enum)]
     model: ModelKind,
-    /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
-    #[arg(long)]
-    profile: Option<String>,
+    /// Sizes and epochs [default: $FMNIST_PROFILE or quick]
+    #[arg(long, value_enum)]
+    profile: Option<ProfileName>,
     /// Override the profile's epoch count.
     #[arg(long)]
     epochs: Option<usize>,
@@ -34,10 +35,9 @@ pub(crate) struct TrainArgs {
     /// Continue from the last checkpoint in the output folder.
     #[arg(long)]
     resume: bool,
-    /// Training settings: `tuned` (warm-up + cosine, weight decay) or `original` (the original
-    /// project's) [default: the profile's, tuned]
-    #[arg(long)]
-    recipe: Option<String>,
+    /// Training settings [default: the profile's, tuned]
+    #[arg(long, value_enum)]
+    recipe: Option<Recipe>,
     /// Train without augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -66,14 +66,14 @@ pub(crate) fn run_summary(kind: ModelKind, json_out: bool) -> Result<()> {
     }
 }
 
-pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
-    let profile = profile_arg(&a.profile)?;
+pub(crate) fn run_train(a: TrainArgs, g: Globals) -> Result<()> {
+    let profile = profile_arg(a.profile)?;
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     // Progress goes to standard error with --json, which keeps standard output for the JSON.
     progress_to_stderr(a.json);
     let options = RunOptions {
-        recipe: a.recipe.as_deref().map(str::parse).transpose()?,
+        recipe: a.recipe,
         epochs: a.epochs,
         batch_size: a.batch_size,
         augment: !a.no_augment,
@@ -81,8 +81,8 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         out: a.out,
         resume: a.resume,
         verbose: true,
-        device: Some(crate::device()),
-        precision: Some(crate::precision()),
+        device: Some(g.device),
+        precision: Some(g.precision),
         ..Default::default()
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
@@ -158,9 +158,10 @@ pub(crate) fn run_evaluate(
     predictions: Option<PathBuf>,
     data: Option<PathBuf>,
     json_out: bool,
+    g: Globals,
 ) -> Result<()> {
-    let (kind, mut net) = open_checkpoint(checkpoint, model, crate::device())?;
-    net.set_precision(crate::precision());
+    let (kind, mut net) = open_checkpoint(checkpoint, model, g.device)?;
+    net.set_precision(g.precision);
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let preds = net.predict(&d.test)?;
@@ -201,9 +202,10 @@ pub(crate) fn run_features(
     out: &Path,
     data: Option<PathBuf>,
     json_out: bool,
+    g: Globals,
 ) -> Result<()> {
     use fmnist_kit::features;
-    let device = crate::device();
+    let device = g.device;
     let (kind, net) = open_checkpoint(checkpoint, model, device)?;
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
@@ -260,6 +262,7 @@ pub(crate) fn bench_train(
     layout: LayoutArg,
     data: Option<PathBuf>,
     json_out: bool,
+    g: Globals,
 ) -> Result<()> {
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
@@ -275,8 +278,8 @@ pub(crate) fn bench_train(
         LayoutArg::ChannelsLast => config.channels_last = true,
     }
     config.verbose = false;
-    config.precision = crate::precision();
-    let device = crate::device();
+    config.precision = g.precision;
+    let device = g.device;
     let set = d
         .train
         .first((config.batch_size * steps.max(8)).min(d.train.len()));

@@ -10,15 +10,17 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::run::RunOptions;
+use fmnist_kit::train::Recipe;
 use fmnist_kit::transfer::{FeatureExtractor, TransferRun, Weights};
 use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
+use fmnist_kit::ProfileName;
 
-use crate::{data_path, print_json, profile_arg};
+use crate::common::{data_path, print_json, profile_arg, Globals};
 
 #[derive(clap::Args)]
 pub(crate) struct EmbedArgs {
-    /// inception-v3 or efficientnet-lite0.
-    #[arg(long, value_parser = parse_backbone)]
+    /// The ImageNet backbone.
+    #[arg(long, value_enum)]
     backbone: Backbone,
     /// A weights file, or `random` [default: the backbone's ImageNet weights]
     #[arg(long)]
@@ -26,9 +28,9 @@ pub(crate) struct EmbedArgs {
     /// Side the images are resized to [default: the profile's]
     #[arg(long)]
     size: Option<usize>,
-    /// Sizes: smoke, quick or full [default: $FMNIST_PROFILE or quick]
-    #[arg(long)]
-    profile: Option<String>,
+    /// Sizes [default: $FMNIST_PROFILE or quick]
+    #[arg(long, value_enum)]
+    profile: Option<ProfileName>,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
     /// The first N images of the split [default: all]
@@ -51,21 +53,21 @@ pub(crate) enum SplitArg {
 
 #[derive(clap::Args)]
 pub(crate) struct TransferArgs {
-    /// inception-v3 or efficientnet-lite0.
-    #[arg(long, value_parser = parse_backbone)]
+    /// The ImageNet backbone.
+    #[arg(long, value_enum)]
     backbone: Backbone,
     /// A weights file, or `random` [default: the backbone's ImageNet weights]
     #[arg(long)]
     weights: Option<String>,
-    /// Sizes and epochs: smoke, quick or full [default: $FMNIST_PROFILE or quick]
-    #[arg(long)]
-    profile: Option<String>,
+    /// Sizes and epochs [default: $FMNIST_PROFILE or quick]
+    #[arg(long, value_enum)]
+    profile: Option<ProfileName>,
     /// Side the images are resized to [default: the profile's]
     #[arg(long)]
     size: Option<usize>,
-    /// `tuned` or `original` (SGD with Nesterov momentum at 1e-3 for fine-tuning)
-    #[arg(long, default_value = "tuned")]
-    recipe: String,
+    /// Fine-tuning settings (`original`: SGD with Nesterov momentum at 1e-3)
+    #[arg(long, value_enum, default_value_t = Recipe::Tuned)]
+    recipe: Recipe,
     /// Fine-tuning epochs [default: the profile's]
     #[arg(long)]
     epochs: Option<usize>,
@@ -83,11 +85,6 @@ pub(crate) struct TransferArgs {
     json: bool,
 }
 
-/// A backbone by name (`inception-v3`, `efficientnet-lite0`).
-pub(crate) fn parse_backbone(s: &str) -> std::result::Result<Backbone, String> {
-    s.parse::<Backbone>().map_err(|e| e.to_string())
-}
-
 pub(crate) fn weights_arg(backbone: Backbone, weights: &Option<String>) -> Result<Weights> {
     Ok(match weights {
         Some(w) => Weights::parse(w),
@@ -95,17 +92,17 @@ pub(crate) fn weights_arg(backbone: Backbone, weights: &Option<String>) -> Resul
     })
 }
 
-pub(crate) fn run_embed(a: EmbedArgs) -> Result<()> {
-    let profile = profile_arg(&a.profile)?;
+pub(crate) fn run_embed(a: EmbedArgs, g: Globals) -> Result<()> {
+    let profile = profile_arg(a.profile)?;
     let kind = ModelKind::for_backbone(a.backbone);
     let size = a
         .size
         .or(profile.sizes(kind).input_size)
         .unwrap_or(a.backbone.min_input());
     let weights = weights_arg(a.backbone, &a.weights)?;
-    let mut extractor = FeatureExtractor::new(a.backbone, &weights, size, crate::device())
+    let mut extractor = FeatureExtractor::new(a.backbone, &weights, size, g.device)
         .with_context(|| format!("preparing the {} trunk", a.backbone.title()))?;
-    extractor.set_precision(crate::precision());
+    extractor.set_precision(g.precision);
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let (split, name) = match a.split {
@@ -159,8 +156,8 @@ pub(crate) fn run_embed(a: EmbedArgs) -> Result<()> {
     }
 }
 
-pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
-    let profile = profile_arg(&a.profile)?;
+pub(crate) fn run_transfer(a: TransferArgs, g: Globals) -> Result<()> {
+    let profile = profile_arg(a.profile)?;
     let kind = ModelKind::for_backbone(a.backbone);
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
@@ -169,13 +166,13 @@ pub(crate) fn run_transfer(a: TransferArgs) -> Result<()> {
     let options = RunOptions {
         weights: Some(weights_arg(a.backbone, &a.weights)?),
         image_size: a.size,
-        recipe: Some(a.recipe.parse()?),
+        recipe: Some(a.recipe),
         epochs: a.epochs,
         out: a.out,
         resume: a.resume,
         verbose: true,
-        device: Some(crate::device()),
-        precision: Some(crate::precision()),
+        device: Some(g.device),
+        precision: Some(g.precision),
         seed: a.seed,
         ..Default::default()
     };
@@ -206,6 +203,7 @@ pub(crate) fn bench_embed(
     batch: usize,
     data: Option<PathBuf>,
     json_out: bool,
+    g: Globals,
 ) -> Result<()> {
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
@@ -216,11 +214,11 @@ pub(crate) fn bench_embed(
         );
     }
     let set = d.test.first(images);
-    let device = crate::device();
+    let device = g.device;
     let mut extractor =
         FeatureExtractor::new(backbone, &Weights::Random { seed: 1 }, size, device)?;
     extractor.batch_size = batch;
-    extractor.set_precision(crate::precision());
+    extractor.set_precision(g.precision);
     let _ = extractor.extract(&set.first(batch.min(images)))?; // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {

@@ -1,0 +1,170 @@
+//! What a grid search tries: the values of each hyperparameter ([`GridSpec`]), one point of
+//! the grid ([`GridPoint`]: the network and the training it builds), and how every point is
+//! trained and scored ([`GridSettings`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::{Cnn4Config, ModelKind, NetworkConfig};
+use crate::train::{LrSchedule, OptimizerKind, TrainConfig};
+
+/// The values to try for each hyperparameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridSpec {
+    pub learning_rates: Vec<f64>,
+    /// `(name, optimizer)`.
+    pub optimizers: Vec<(String, OptimizerKind)>,
+    pub dropouts: Vec<f64>,
+    /// Size of the first hidden dense layer (the second stays at 256).
+    pub dense_sizes: Vec<i64>,
+}
+
+impl Default for GridSpec {
+    /// The original's grid: 16 points. "sgd" is Keras's plain SGD (no momentum).
+    fn default() -> Self {
+        GridSpec {
+            learning_rates: vec![1e-3, 1e-2],
+            optimizers: vec![
+                ("adam".into(), OptimizerKind::adam()),
+                (
+                    "sgd".into(),
+                    OptimizerKind::Sgd {
+                        momentum: 0.0,
+                        nesterov: false,
+                    },
+                ),
+            ],
+            dropouts: vec![0.25, 0.5],
+            dense_sizes: vec![512, 1024],
+        }
+    }
+}
+
+/// One point of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridPoint {
+    pub learning_rate: f64,
+    pub optimizer: String,
+    pub dropout: f64,
+    pub dense: i64,
+}
+
+impl GridPoint {
+    /// The network of this point: the CNN with its dropout and first dense size.
+    pub fn network(&self) -> NetworkConfig {
+        NetworkConfig::Cnn4(Cnn4Config {
+            dense: vec![self.dense, 256],
+            dropout: self.dropout,
+            ..Default::default()
+        })
+    }
+
+    /// How this point trains: its optimiser at its constant learning rate, the settings'
+    /// epochs and batch size, no augmentation, no early stopping.
+    pub fn train_config(&self, optimizer: OptimizerKind, settings: &GridSettings) -> TrainConfig {
+        TrainConfig {
+            epochs: settings.epochs,
+            batch_size: settings.batch_size,
+            optimizer,
+            learning_rate: self.learning_rate,
+            schedule: LrSchedule::Constant,
+            early_stopping_patience: None,
+            restore_best: false,
+            augment: Default::default(),
+            seed: settings.seed,
+            verbose: false,
+            channels_last: true,
+            // A fit is scored after its last epoch only: skipping the other epochs' validation
+            // trains the same weights in less time.
+            validate_every_epoch: false,
+            ..Default::default()
+        }
+    }
+}
+
+impl std::fmt::Display for GridPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lr {:e}, {}, dropout {}, dense {}",
+            self.learning_rate, self.optimizer, self.dropout, self.dense
+        )
+    }
+}
+
+impl GridSpec {
+    /// Every combination, learning rate varying slowest and dense size fastest.
+    pub fn points(&self) -> Vec<(GridPoint, OptimizerKind)> {
+        let mut out = Vec::new();
+        for &learning_rate in &self.learning_rates {
+            for (name, opt) in &self.optimizers {
+                for &dropout in &self.dropouts {
+                    for &dense in &self.dense_sizes {
+                        out.push((
+                            GridPoint {
+                                learning_rate,
+                                optimizer: name.clone(),
+                                dropout,
+                                dense,
+                            },
+                            *opt,
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How each point is trained and scored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridSettings {
+    pub folds: usize,
+    /// Epochs per fit, at a constant learning rate (the point's).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Print one line per fit (not part of what identifies a search).
+    #[serde(skip)]
+    pub verbose: bool,
+}
+
+impl GridSettings {
+    /// The profile's folds, epochs per fit and CNN batch size.
+    pub fn from_profile(profile: &crate::Profile) -> GridSettings {
+        GridSettings {
+            folds: profile.grid_folds,
+            epochs: profile.grid_epochs,
+            batch_size: profile.sizes(ModelKind::Cnn4).batch_size,
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for GridSettings {
+    fn default() -> Self {
+        GridSettings {
+            folds: 3,
+            epochs: 2,
+            batch_size: 256,
+            seed: 13,
+            verbose: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_grid_has_sixteen_distinct_points() {
+        let points = GridSpec::default().points();
+        assert_eq!(points.len(), 16);
+        for (i, a) in points.iter().enumerate() {
+            for b in &points[i + 1..] {
+                assert_ne!(a.0, b.0);
+            }
+        }
+    }
+}
