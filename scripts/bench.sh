@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: prints the data-loading and t-SNE figures and checks them against the targets
-# (issue "Foundation", on a 2-core CPU). Numbers vary with machine load: run on an idle machine.
+# `make bench`: prints the data-loading, t-SNE, training and trunk figures, each beside its target
+# on a 2-core CPU and its PyTorch peer. Numbers vary with machine load: run on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

@@ -110,6 +110,8 @@ pub struct Profile {
     pub grid_subset: Option<usize>,
     /// Epochs of the transfer head on frozen features (stage 1; seconds each).
     pub transfer_head_epochs: usize,
+    /// Steps of the learning-rate finder in notebook 02.
+    pub lr_find_steps: usize,
     /// Validation images of a transfer run (every fine-tuning epoch runs the trunk on them).
     pub transfer_validation_subset: Option<usize>,
     /// The few-label comparison of notebook 04.
@@ -132,6 +134,7 @@ impl Profile {
                 grid_epochs: 1,
                 grid_subset: Some(1_000),
                 transfer_head_epochs: 3,
+                lr_find_steps: 30,
                 transfer_validation_subset: Some(200),
                 few_labels: FewLabelSettings {
                     per_class: vec![10],
@@ -155,6 +158,7 @@ impl Profile {
                 grid_epochs: 2,
                 grid_subset: Some(12_000),
                 transfer_head_epochs: 30,
+                lr_find_steps: 200,
                 transfer_validation_subset: Some(2_000),
                 few_labels: FewLabelSettings {
                     per_class: vec![10, 100],
@@ -178,6 +182,7 @@ impl Profile {
                 grid_epochs: 10,
                 grid_subset: None,
                 transfer_head_epochs: 30,
+                lr_find_steps: 300,
                 transfer_validation_subset: None,
                 few_labels: FewLabelSettings {
                     per_class: vec![10, 100, 1000],

@@ -387,3 +387,45 @@ fn options_with_fixed_values_list_them_from_the_kit() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["model"], "efficientnet-lite0");
 }
+
+#[test]
+fn lr_find_sweeps_rising_rates_and_draws_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.tar.gz");
+    std::fs::write(
+        &p,
+        fmnist_kit::data::tarball_bytes(&synthetic_set(400, 5), &synthetic_set(50, 6)).unwrap(),
+    )
+    .unwrap();
+    let png = dir.path().join("lr.png");
+    let output = fmnist(
+        &[
+            "lr-find",
+            "--model",
+            "cnn4",
+            "--profile",
+            "smoke",
+            "--steps",
+            "40",
+            "--data",
+            p.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    let v = json_of(&output);
+    let rates: Vec<f64> = v["rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert!(rates.len() >= 10 && rates.windows(2).all(|w| w[1] > w[0]), "{v}");
+    assert_eq!(v["losses"].as_array().unwrap().len(), rates.len());
+    assert!((rates[0] - 1e-7).abs() < 1e-12);
+    assert!(v["steepest"].as_f64().is_some_and(|s| s > 1e-7 && s < 10.0), "{v}");
+    assert_eq!(v["recipe_learning_rate"].as_f64(), Some(2e-3));
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+}

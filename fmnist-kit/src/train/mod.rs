@@ -11,6 +11,7 @@
 //!   pluggable pieces: [`callback`] (what a piece is and sees, metrics sinks, stop requests),
 //!   [`callbacks`] (best epoch, progress, early stopping, checkpoints) and [`schedule`]
 //!   (warm-up + cosine, reduce on plateau);
+//! - [`lr_find`]: the learning-rate finder (a sweep of rising rates, the loss against the rate);
 //! - [`throughput`]: the training benchmark;
 //! - [`network`]: the trained network for inference ([`TrainedNetwork`]: load a checkpoint,
 //!   predict, evaluate, embeddings, activations), which the trainer owns and hands out;
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 mod fused;
+pub mod lr_find;
 pub mod network;
 mod optim;
 pub mod precision;
@@ -37,6 +39,7 @@ pub use callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext,
 pub use checkpoint::{CheckpointDir, EpochRecord, History, LoopState, NetworkFile, RunResult};
 pub use config::{OptimizerKind, TrainConfig};
 pub use device::best_device;
+pub use lr_find::{lr_find, LrFindConfig, LrFinder};
 pub use network::{Evaluation, TrainedNetwork};
 pub use precision::{torch_built_version, Autocast, Precision};
 pub use recipe::Recipe;

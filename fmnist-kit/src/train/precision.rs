@@ -3,15 +3,24 @@
 //! optimiser), on the GPU and on CPUs with native bf16. tch reaches only CUDA's autocast, so
 //! the kit compiles a few lines of C++ against the same libtorch (`csrc/torch_shim.cpp`).
 //!
-//! [`Precision::Auto`] picks bf16 on CUDA, and on the CPU only where bf16 measured faster: with
-//! AMX. On AVX2-only CPUs libtorch emulates bf16 and training is several times slower; on an
-//! AVX-512-bf16 CPU without AMX (this project's Intel Xeon, measured 2026-11-30) bf16 autocast
-//! was slower than fp32 too, in the kit and in PyTorch alike. `auto` keeps fp32 there and says why.
+//! [`Precision::Auto`] picks bf16 on CUDA, and on the CPU only where bf16 is faster. With AMX it
+//! is. On AVX2-only CPUs libtorch emulates bf16 and training is several times slower, so `auto`
+//! keeps fp32. On AVX-512-bf16 CPUs without AMX it depends on the CPU (measured with
+//! augmentation: 0.83–0.84× on an Intel Xeon on 2026-11-30, 1.51–1.57× on an AMD EPYC on
+//! 2026-12-01), so `auto` runs a short probe there ([`probe_bf16`]: the CNN's training step in
+//! both precisions) once per CPU, caches the figures under the kit's cache folder, and picks bf16
+//! when it measured at least 1.15× faster.
+
+use std::path::PathBuf;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tch::Device;
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
 
-use crate::util::cpu_features;
+use crate::error::Result;
+use crate::models::{Cnn4, Cnn4Config};
+use crate::util::{cache_root, cpu_features, cpu_model, json_key, read_json, write_json_atomic};
 
 extern "C" {
     fn fmnist_autocast_enter(device_type: i32) -> i32;
@@ -29,7 +38,8 @@ pub enum Precision {
     Fp32,
     /// bf16 autocast, whatever the device.
     Bf16,
-    /// bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (`fmnist doctor` says which here).
+    /// bf16 on CUDA, on CPUs with AMX, and on AVX-512-bf16 CPUs where a short probe measured it
+    /// faster; fp32 elsewhere (`fmnist doctor` says which here).
     Auto,
 }
 
@@ -56,12 +66,10 @@ impl Precision {
                     if f.amx_bf16 {
                         (true, "bf16: this CPU has AMX (native bf16 tiles)".into())
                     } else if f.avx512_bf16 {
-                        (
-                            false,
-                            "fp32: this CPU has AVX-512-bf16 but no AMX, where bf16 autocast measured slower than fp32 \
-                             (CNN 0.83x, ResNet 0.84x, in the kit and in PyTorch alike)"
-                                .into(),
-                        )
+                        match probe_bf16() {
+                            Ok(p) => (p.bf16_pays(), p.verdict()),
+                            Err(e) => (false, format!("fp32: the bf16 probe failed ({e})")),
+                        }
                     } else {
                         (
                             false,
@@ -72,6 +80,121 @@ impl Precision {
             },
         }
     }
+}
+
+/// What the bf16 probe measured on this CPU: the 4-layer CNN's forward and backward pass
+/// (batch 128, random images, the default memory layout) in fp32 and under bf16 autocast,
+/// alternating, best of three rounds each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bf16Probe {
+    pub cpu: String,
+    pub avx512_bf16: bool,
+    pub amx_bf16: bool,
+    pub threads: i64,
+    pub torch: String,
+    pub fp32_images_per_s: f64,
+    pub bf16_images_per_s: f64,
+    /// Where the figures are cached, and whether they were read from there.
+    pub file: PathBuf,
+    #[serde(skip)]
+    pub from_cache: bool,
+}
+
+/// bf16 must be at least this much faster for `auto` to pick it.
+pub const BF16_MIN_SPEEDUP: f64 = 1.15;
+
+impl Bf16Probe {
+    /// bf16 over fp32 throughput.
+    pub fn speedup(&self) -> f64 {
+        self.bf16_images_per_s / self.fp32_images_per_s
+    }
+
+    /// True when bf16 measured at least [`BF16_MIN_SPEEDUP`]× faster.
+    pub fn bf16_pays(&self) -> bool {
+        self.speedup() >= BF16_MIN_SPEEDUP
+    }
+
+    /// `auto`'s choice with its reason, for `fmnist doctor` and logs.
+    pub fn verdict(&self) -> String {
+        format!(
+            "{}: this CPU has AVX-512-bf16 but no AMX, and the probe measured bf16 at {:.2}x fp32 ({:.0} against {:.0} images/s; {} {})",
+            if self.bf16_pays() { "bf16" } else { "fp32" },
+            self.speedup(),
+            self.bf16_images_per_s,
+            self.fp32_images_per_s,
+            if self.from_cache {
+                "read from"
+            } else {
+                "measured now, cached in"
+            },
+            self.file.display()
+        )
+    }
+}
+
+/// The bf16 probe of this CPU, from its cache file when there is one for this CPU, thread count
+/// and libtorch, else measured now (a few seconds) and cached.
+pub fn probe_bf16() -> Result<Bf16Probe> {
+    let f = cpu_features();
+    let (cpu, threads, torch) = (cpu_model(), tch::get_num_threads(), torch_built_version());
+    let key = json_key(
+        &(&cpu, f.avx512_bf16, f.amx_bf16, threads, &torch),
+        std::path::Path::new("bf16 probe"),
+    )?;
+    let file = cache_root()
+        .join("precision")
+        .join(format!("bf16-probe-{key}.json"));
+    if let Ok(mut p) = read_json::<Bf16Probe>(&file) {
+        p.from_cache = true;
+        p.file = file;
+        return Ok(p);
+    }
+    let (fp32, bf16) = measure_cnn_step()?;
+    let probe = Bf16Probe {
+        cpu,
+        avx512_bf16: f.avx512_bf16,
+        amx_bf16: f.amx_bf16,
+        threads: threads.into(),
+        torch,
+        fp32_images_per_s: fp32,
+        bf16_images_per_s: bf16,
+        file: file.clone(),
+        from_cache: false,
+    };
+    write_json_atomic(&file, &probe)?;
+    Ok(probe)
+}
+
+/// Images/s of the CNN's forward and backward pass in fp32 and in bf16 (best of three
+/// alternating rounds of 4 steps, after 2 warm-up steps each).
+fn measure_cnn_step() -> Result<(f64, f64)> {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let net = Cnn4::new(&vs.root(), &Cnn4Config::default())?;
+    let x = Tensor::rand([128, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let y = Tensor::zeros([128], (Kind::Int64, Device::Cpu));
+    let step = |bf16: bool| {
+        let loss = {
+            let _autocast = Autocast::enter(Device::Cpu, bf16);
+            net.forward_t(&x, true).cross_entropy_for_logits(&y)
+        };
+        loss.backward();
+        let _ = loss.double_value(&[]);
+    };
+    let rate = |bf16: bool, steps: usize| {
+        let start = Instant::now();
+        for _ in 0..steps {
+            step(bf16);
+        }
+        (steps * 128) as f64 / start.elapsed().as_secs_f64()
+    };
+    rate(false, 2);
+    rate(true, 2);
+    let (mut fp32, mut bf16) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        fp32 = fp32.max(rate(false, 4));
+        bf16 = bf16.max(rate(true, 4));
+    }
+    Ok((fp32, bf16))
 }
 
 /// While it lives, forward passes on its device run under bf16 autocast (when enabled).
@@ -150,5 +273,26 @@ mod tests {
         assert!(torch_built_version().starts_with("2."));
         assert!(Precision::Auto.resolve(Device::Cuda(0)).0);
         assert!(!Precision::Fp32.resolve(Device::Cpu).0);
+    }
+
+    #[test]
+    fn the_probe_picks_bf16_only_where_it_measured_faster() {
+        let probe = |bf16| Bf16Probe {
+            cpu: "test".into(),
+            avx512_bf16: true,
+            amx_bf16: false,
+            threads: 2,
+            torch: "2.13.0".into(),
+            fp32_images_per_s: 2000.0,
+            bf16_images_per_s: bf16,
+            file: PathBuf::from("/tmp/probe.json"),
+            from_cache: true,
+        };
+        assert!(probe(3000.0).bf16_pays() && probe(3000.0).verdict().starts_with("bf16: "));
+        assert!(!probe(2200.0).bf16_pays(), "1.10x is not enough");
+        assert!(!probe(1600.0).bf16_pays() && probe(1600.0).verdict().contains("0.80x"));
+        let json = serde_json::to_string(&probe(3000.0)).unwrap();
+        let back: Bf16Probe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.bf16_images_per_s, 3000.0);
     }
 }

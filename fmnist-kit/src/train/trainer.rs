@@ -182,6 +182,11 @@ impl Trainer {
         self.state.learning_rate
     }
 
+    /// Sets the rate of the next steps (a schedule piece may still set it per step).
+    pub fn set_learning_rate(&mut self, rate: f64) {
+        self.state.learning_rate = rate;
+    }
+
     /// Completed epochs.
     pub fn epochs_done(&self) -> usize {
         self.state.epochs_done

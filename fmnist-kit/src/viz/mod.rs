@@ -14,6 +14,7 @@
 pub mod charts;
 pub mod figure;
 pub mod image_grid;
+pub mod lr_find;
 mod style;
 pub mod transfer;
 pub mod walkthrough;
@@ -22,6 +23,7 @@ pub use crate::display::Html;
 pub use charts::{BarChart, ClassScatter};
 pub use figure::{message, Figure};
 pub use image_grid::{image_grid, ImageGridConfig, ImageTile};
+pub use lr_find::lr_finder_figure;
 pub use transfer::{backbone_inputs, few_label_chart};
 pub use walkthrough::{
     augmentation_rows, class_balance, class_mean_grid, class_samples_grid, confusion_heatmap,

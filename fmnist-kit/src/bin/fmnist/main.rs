@@ -20,7 +20,8 @@ use common::Globals;
 use dataset::{bench_load, data_info, prepare_data, run_tsne, TsneArgs};
 use grid::{run_grid, GridArgs};
 use training::{
-    bench_train, run_evaluate, run_features, run_summary, run_train, LayoutArg, TrainArgs,
+    bench_train, run_evaluate, run_features, run_lr_find, run_summary, run_train, LayoutArg,
+    LrFindArgs, TrainArgs,
 };
 use transfer::{bench_embed, run_embed, run_transfer, EmbedArgs, TransferArgs};
 
@@ -108,6 +109,9 @@ enum Command {
     },
     /// Train a network on the 80/20 split, keep the best checkpoint, report test accuracy.
     Train(TrainArgs),
+    /// The learning-rate finder: a sweep of rising rates over a few hundred steps, the loss
+    /// against the rate, and the suggested peak rate (where the loss falls fastest).
+    LrFind(LrFindArgs),
     /// Write one PNG per layer (feature maps, 16 channels per row) and a Grad-CAM overlay for one image.
     Features {
         #[arg(long)]
@@ -262,6 +266,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tsne(args) => run_tsne(args),
         Command::Summary { model, json } => run_summary(model, json),
         Command::Train(args) => run_train(args, g),
+        Command::LrFind(args) => run_lr_find(args, g),
         Command::Features {
             checkpoint,
             model,

@@ -316,3 +316,102 @@ pub(crate) fn bench_train(
         Ok(())
     }
 }
+
+#[derive(clap::Args)]
+pub(crate) struct LrFindArgs {
+    /// The network.
+    #[arg(long, value_enum)]
+    model: ModelKind,
+    /// Sizes and training settings [default: $FMNIST_PROFILE or quick]
+    #[arg(long, value_enum)]
+    profile: Option<ProfileName>,
+    /// Training settings (optimiser, batch size, regularisation, augmentation) [default: the profile's]
+    #[arg(long, value_enum)]
+    recipe: Option<Recipe>,
+    /// Override the profile's batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Steps of the sweep.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// The rate of the first step.
+    #[arg(long, default_value_t = 1e-7)]
+    start_lr: f64,
+    /// The rate of the last step.
+    #[arg(long, default_value_t = 10.0)]
+    end_lr: f64,
+    /// Write the loss-against-rate figure here (PNG).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run_lr_find(a: LrFindArgs, g: Globals) -> Result<()> {
+    let mut profile = profile_arg(a.profile)?;
+    if let Some(r) = a.recipe {
+        profile.recipe = r;
+    }
+    let path = data_path(a.data);
+    let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let sets = profile.sets(a.model, &d)?;
+    let mut config = profile.train_config(a.model);
+    config.seed = a.seed;
+    config.precision = g.precision;
+    if let Some(b) = a.batch_size {
+        config.batch_size = b;
+    }
+    let network = fmnist_kit::models::NetworkConfig::default_for(a.model)
+        .with_input_size(profile.sizes(a.model).input_size);
+    let find = train::LrFindConfig {
+        start_lr: a.start_lr,
+        end_lr: a.end_lr,
+        steps: a.steps,
+        ..Default::default()
+    };
+    progress_to_stderr(a.json);
+    progress_line(&format!(
+        "lr-find: {} on {} training images, {} recipe, batch {}, {} steps from {:.0e} to {:.0e}",
+        a.model,
+        sets.train.len(),
+        profile.recipe,
+        config.batch_size,
+        find.steps,
+        find.start_lr,
+        find.end_lr
+    ));
+    let found = train::lr_find(network, &config, &sets.train, &find, g.device)?;
+    if let Some(png) = &a.png {
+        fmnist_kit::viz::lr_finder_figure(&found)?.save(png)?;
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&found)?;
+        v["steepest"] = json!(found.steepest());
+        v["min_loss_rate"] = json!(found.min_loss_rate());
+        v["recipe_learning_rate"] = json!(config.learning_rate);
+        return print_json(&v);
+    }
+    let rate = |r: Option<f64>| {
+        r.map_or("none (the sweep was too short)".into(), |r| {
+            format!("{r:.2e}")
+        })
+    };
+    println!(
+        "{}: steepest descent at {}, lowest loss at {}; the {} recipe's peak rate is {:.2e}; {} steps ({})",
+        a.model,
+        rate(found.steepest()),
+        rate(found.min_loss_rate()),
+        profile.recipe,
+        config.learning_rate,
+        found.rates.len(),
+        found.stop_reason
+    );
+    if let Some(png) = &a.png {
+        println!("figure: {}", png.display());
+    }
+    Ok(())
+}
