@@ -20,7 +20,7 @@ tsne_row "5,000 training images, FIt-SNE" 3 0.80 --n 5000 --method fitsne
 tsne_row "all 70,000 images (auto)" 90 0.84 --pool all --n 70000
 tsne_row "all 70,000 images, Barnes-Hut" 90 0.84 --pool all --n 70000 --method barnes-hut
 
-echo "== training throughput, kit vs the same network in PyTorch eager (20 timed steps each)"
+echo "== training throughput, kit vs the same network in PyTorch: eager, fused + channels-last, torch.compile (20 timed steps each)"
 python scripts/bench_train.py 20 cnn4 resnet
 
 echo "== ImageNet trunk feature extraction, kit vs the same trunk in PyTorch eager (best of 3 passes, random weights)"

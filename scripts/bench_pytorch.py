@@ -122,12 +122,15 @@ def load_images(count):
     return x, torch.from_numpy(labels[:count].astype(np.int64))
 
 
-def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=False, bf16=False):
+def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=False, bf16=False, compiled=False):
     torch.manual_seed(13)
     model = Cnn4() if model_name == "cnn4" else ResNet()
     model.train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # torch.compile (inductor): the forward, the loss and (through AOTAutograd) the backward are compiled
+    # on the first steps, which the warm-up absorbs and `compile_seconds` reports.
+    forward = torch.compile(model) if compiled else model
     # Default: what plain PyTorch code gets (on the CPU, a loop of per-tensor operations).
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7, fused=fused or None)
     cfg = {"flip": True, "wshift": 0.0 if model_name == "cnn4" else 0.1, "hshift": 0.2 if model_name == "cnn4" else 0.1,
@@ -145,7 +148,7 @@ def make_runner(model_name, batch, use_aug, x, y, fused=False, channels_last=Fal
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
+                logits = forward(xb)
                 loss = F.cross_entropy(logits, yb) + model.l2()
             if not math.isfinite(loss.item()):
                 raise SystemExit("loss diverged")
@@ -166,15 +169,18 @@ def main():
     ap.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True)")
     ap.add_argument("--channels-last", action="store_true", help="model and inputs in channels-last order")
     ap.add_argument("--bf16", action="store_true", help="forward and loss under torch.autocast('cpu', bfloat16)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile(model) (inductor); its warm-up is reported apart")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     batch = a.batch_size or (256 if a.model == "cnn4" else 32)
     x, y = load_images(batch * max(a.steps, 8))
     # As the kit: 3 warm-up steps, then three alternating rounds per setting, best round kept.
-    plain = make_runner(a.model, batch, False, x, y, a.fused_adam, a.channels_last, a.bf16)
-    augmented = make_runner(a.model, batch, True, x, y, a.fused_adam, a.channels_last, a.bf16)
+    plain = make_runner(a.model, batch, False, x, y, a.fused_adam, a.channels_last, a.bf16, a.compile)
+    augmented = make_runner(a.model, batch, True, x, y, a.fused_adam, a.channels_last, a.bf16, a.compile)
     noaug = aug = 0.0
+    # The first steps compile (with --compile); they are timed apart and kept out of the throughput.
+    compile_seconds = plain(2) + augmented(2)
     for _ in range(3):
         plain(3)
         noaug = max(noaug, a.steps * batch / plain(a.steps))
@@ -182,13 +188,15 @@ def main():
         aug = max(aug, a.steps * batch / augmented(a.steps))
     out = {"model": a.model, "batch_size": batch, "steps": a.steps, "threads": torch.get_num_threads(),
            "torch": torch.__version__, "fused_adam": a.fused_adam, "channels_last": a.channels_last, "bf16": a.bf16,
+           "compiled": a.compile, "compile_seconds": compile_seconds if a.compile else None,
            "images_per_s_noaug": noaug, "images_per_s_aug": aug,
            "augmentation_share": 1 - aug / noaug}
     if a.json:
         print(json.dumps(out, indent=2))
     else:
         extras = "".join([", fused Adam" if a.fused_adam else "", ", channels-last" if a.channels_last else ""])
-        print(f"PyTorch {torch.__version__} eager{extras}, {a.model}, batch {batch}, {out['threads']} threads: "
+        mode = f"compiled ({compile_seconds:.0f} s to compile)" if a.compile else "eager"
+        print(f"PyTorch {torch.__version__} {mode}{extras}, {a.model}, batch {batch}, {out['threads']} threads: "
               f"{noaug:.0f} images/s without augmentation, {aug:.0f} with")
 
 

@@ -1,6 +1,6 @@
 //! The documents stay true to the tree: README.md is short, every relative link in README.md and
-//! `docs/*.md` resolves, and the architecture page names every folder of `fmnist-kit/src`, every
-//! path it names exists, and every type or function of the kit it names is defined.
+//! `docs/*.md` resolves, and the architecture page names every folder and file of
+//! `fmnist-kit/src`, every path it names exists, and every type or function of the kit it names is defined.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -115,6 +115,18 @@ fn the_architecture_page_names_every_folder_and_only_what_exists() {
         assert!(
             spans.iter().any(|s| s == &rel),
             "docs/architecture.md does not name the folder `{rel}`"
+        );
+    }
+    // Every source file, by its name (a folder's mod.rs, lib.rs and test files aside).
+    for file in tree.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if ["mod.rs", "lib.rs", "tests.rs"].contains(&name.as_str()) {
+            continue;
+        }
+        assert!(
+            spans.iter().any(|s| s == &name || s.ends_with(&format!("/{name}"))),
+            "docs/architecture.md does not name the file `{name}` ({})",
+            file.display()
         );
     }
     // Every path it names exists: from the repository root, from src/, or (a bare file name)
