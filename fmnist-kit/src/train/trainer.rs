@@ -414,7 +414,9 @@ impl Trainer {
             .epochs_done
             .saturating_add(epochs)
             .min(self.config.epochs);
+        // A request belongs to a running fit: one left from before this call is dropped.
         self.interrupted_after = None;
+        self.stop.clear();
         let mut pieces = std::mem::take(&mut self.pieces);
         let trained = self
             .in_training_layout(|this| this.train_epochs(&mut pieces, x, y, x_val, y_val, until));
