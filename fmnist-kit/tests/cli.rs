@@ -422,10 +422,16 @@ fn lr_find_sweeps_rising_rates_and_draws_them() {
         .iter()
         .map(|r| r.as_f64().unwrap())
         .collect();
-    assert!(rates.len() >= 10 && rates.windows(2).all(|w| w[1] > w[0]), "{v}");
+    assert!(
+        rates.len() >= 10 && rates.windows(2).all(|w| w[1] > w[0]),
+        "{v}"
+    );
     assert_eq!(v["losses"].as_array().unwrap().len(), rates.len());
     assert!((rates[0] - 1e-7).abs() < 1e-12);
-    assert!(v["steepest"].as_f64().is_some_and(|s| s > 1e-7 && s < 10.0), "{v}");
+    assert!(
+        v["steepest"].as_f64().is_some_and(|s| s > 1e-7 && s < 10.0),
+        "{v}"
+    );
     assert_eq!(v["recipe_learning_rate"].as_f64(), Some(2e-3));
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 }

@@ -118,13 +118,18 @@ fn the_architecture_page_names_every_folder_and_only_what_exists() {
         );
     }
     // Every source file, by its name (a folder's mod.rs, lib.rs and test files aside).
-    for file in tree.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+    for file in tree
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+    {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         if ["mod.rs", "lib.rs", "tests.rs"].contains(&name.as_str()) {
             continue;
         }
         assert!(
-            spans.iter().any(|s| s == &name || s.ends_with(&format!("/{name}"))),
+            spans
+                .iter()
+                .any(|s| s == &name || s.ends_with(&format!("/{name}"))),
             "docs/architecture.md does not name the file `{name}` ({})",
             file.display()
         );

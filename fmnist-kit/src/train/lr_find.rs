@@ -206,21 +206,7 @@ fn centred_average(values: &[f64], k: usize) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::models::ModelKind;
-
-    /// `n` images of 10 classes, each class a bright band at its own height.
-    fn bands(n: usize) -> ImageSet {
-        let mut set = ImageSet::default();
-        for i in 0..n {
-            let class = (i % 10) as u8;
-            set.labels.push(class);
-            for p in 0..784 {
-                let on = (p / 28) / 3 == class as usize;
-                set.images
-                    .push(if on { 200 } else { ((i * 7 + p) % 40) as u8 });
-            }
-        }
-        set
-    }
+    use crate::train::trainer::tests::bands;
 
     #[test]
     fn the_sweep_rises_geometrically_finds_a_descent_and_stops_when_the_loss_blows_up() {
@@ -239,7 +225,7 @@ mod tests {
         let found = lr_find(
             ModelKind::Cnn4.into(),
             &config,
-            &bands(320),
+            &bands(320, 1),
             &find,
             Device::Cpu,
         )
@@ -274,7 +260,7 @@ mod tests {
         assert!(lr_find(
             ModelKind::Cnn4.into(),
             &config,
-            &bands(64),
+            &bands(64, 1),
             &bad,
             Device::Cpu
         )
@@ -282,7 +268,7 @@ mod tests {
         assert!(lr_find(
             ModelKind::Cnn4.into(),
             &config,
-            &bands(8),
+            &bands(8, 1),
             &find,
             Device::Cpu
         )

@@ -551,29 +551,33 @@ impl Trainer {
                 seconds: start.elapsed().as_secs_f64(),
                 images_per_s: n as f64 / train_seconds,
             };
-            self.state.epochs_done = epoch;
-            self.history.record_epoch(&self.state.model, &record)?;
-            for s in &mut self.sinks {
-                s.record_epoch(&self.state.model, &record)?;
-            }
-            let mut ctx = EpochContext {
-                config: &self.config,
-                state: &mut self.state,
-                history: &mut self.history,
-                record: &record,
-                improved: false,
-                network: &self.net,
-                optimizer: &self.optimizer,
-            };
-            for p in pieces.iter_mut() {
-                p.after_epoch(&mut ctx)?;
-            }
+            self.end_epoch(pieces, &record)?;
         }
         Ok(())
+    }
+
+    /// After an epoch's validation: counts it, gives its record to the sinks (the history
+    /// first), then runs every piece's `after_epoch`.
+    fn end_epoch(&mut self, pieces: &mut [Box<dyn Callback>], record: &EpochRecord) -> Result<()> {
+        self.state.epochs_done = record.epoch;
+        self.history.record_epoch(&self.state.model, record)?;
+        for s in &mut self.sinks {
+            s.record_epoch(&self.state.model, record)?;
+        }
+        let mut ctx = EpochContext {
+            config: &self.config,
+            state: &mut self.state,
+            history: &mut self.history,
+            record,
+            improved: false,
+            network: &self.net,
+            optimizer: &self.optimizer,
+        };
+        pieces.iter_mut().try_for_each(|p| p.after_epoch(&mut ctx))
     }
 }
 
 mod resume;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,9 +12,8 @@ use std::path::Path;
 /// The pieces' bookkeeping after an epoch whose validation loss was `val_loss`, as the loop
 /// runs it.
 fn end_epoch(t: &mut Trainer, val_loss: f64) {
-    t.state.epochs_done += 1;
     let record = EpochRecord {
-        epoch: t.state.epochs_done,
+        epoch: t.state.epochs_done + 1,
         train_loss: 0.0,
         train_accuracy: 0.0,
         val_loss,
@@ -23,25 +22,13 @@ fn end_epoch(t: &mut Trainer, val_loss: f64) {
         seconds: 0.0,
         images_per_s: 0.0,
     };
-    t.history.epochs.push(record.clone());
     let mut pieces = std::mem::take(&mut t.pieces);
-    let mut ctx = EpochContext {
-        config: &t.config,
-        state: &mut t.state,
-        history: &mut t.history,
-        record: &record,
-        improved: false,
-        network: &t.net,
-        optimizer: &t.optimizer,
-    };
-    for p in pieces.iter_mut() {
-        p.after_epoch(&mut ctx).unwrap();
-    }
+    t.end_epoch(&mut pieces, &record).unwrap();
     t.pieces = pieces;
 }
 
 /// `n` images of 10 classes, each class a bright horizontal band at its own height.
-fn bands(n: usize, seed: u64) -> ImageSet {
+pub(crate) fn bands(n: usize, seed: u64) -> ImageSet {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut set = ImageSet::default();
     for i in 0..n {
