@@ -23,7 +23,9 @@ use crate::data::FashionMnist;
 use crate::error::{Error, Result};
 use crate::models::{ModelKind, NetworkConfig, Weights};
 use crate::profile::{Profile, ProfileSets};
-use crate::train::{best_device, CheckpointDir, Precision, Recipe, RunResult, Trainer};
+use crate::train::{
+    best_device, CheckpointDir, Precision, Recipe, RunResult, TrainConfig, Trainer,
+};
 
 /// What a run may change from its profile's settings, for every kind of run: a network trained
 /// from scratch ([`TrainingRun`]) and a transfer run ([`crate::transfer::TransferRun`], which
@@ -36,6 +38,12 @@ pub struct RunOptions {
     pub epochs: Option<usize>,
     /// Another batch size than the profile's.
     pub batch_size: Option<usize>,
+    /// Another (peak) learning rate than the recipe's.
+    pub learning_rate: Option<f64>,
+    /// Another label smoothing than the recipe's (see [`crate::train::TrainConfig`]).
+    pub label_smoothing: Option<f64>,
+    /// Score with or without test-time flip, whatever the recipe says.
+    pub test_time_flip: Option<bool>,
     /// Train with the recipe's augmentation (default) or without any.
     pub augment: bool,
     pub seed: u64,
@@ -62,6 +70,9 @@ impl Default for RunOptions {
             recipe: None,
             epochs: None,
             batch_size: None,
+            learning_rate: None,
+            label_smoothing: None,
+            test_time_flip: None,
             augment: true,
             seed: 13,
             out: None,
@@ -89,6 +100,27 @@ impl RunOptions {
                 .clone()
                 .unwrap_or_else(|| profile.checkpoint_dir(kind).0),
         )
+    }
+
+    /// Changes a recipe's `config` as these options say: learning rate, label smoothing,
+    /// test-time flip, augmentation (off), precision and verbosity.
+    pub fn adjust(&self, config: &mut TrainConfig) {
+        if let Some(r) = self.learning_rate {
+            config.learning_rate = r;
+        }
+        if let Some(e) = self.label_smoothing {
+            config.label_smoothing = e;
+        }
+        if let Some(f) = self.test_time_flip {
+            config.test_time_flip = f;
+        }
+        if !self.augment {
+            config.augment = AugmentConfig::default();
+        }
+        if let Some(p) = self.precision {
+            config.precision = p;
+        }
+        config.verbose = self.verbose;
     }
 
     /// The device of the run: these options' or the best there is.
@@ -131,14 +163,8 @@ impl TrainingRun {
         if let Some(b) = options.batch_size {
             config.batch_size = b;
         }
-        if !options.augment {
-            config.augment = AugmentConfig::default();
-        }
         config.seed = options.seed;
-        if let Some(p) = options.precision {
-            config.precision = p;
-        }
-        config.verbose = options.verbose;
+        options.adjust(&mut config);
         let checkpoints = options.checkpoints(&profile, kind);
         config.checkpoint_dir = Some(checkpoints.0.clone());
         let sets = profile.sets(kind, data)?;

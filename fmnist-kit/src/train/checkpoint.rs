@@ -77,6 +77,10 @@ pub struct NetworkFile {
     pub model: ModelKind,
     #[serde(default)]
     pub config: serde_json::Value,
+    /// Evaluations and predictions average the image's and its mirror image's probabilities
+    /// ([`super::TrainConfig::test_time_flip`]); absent = false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_time_flip: bool,
 }
 
 impl NetworkFile {
@@ -111,6 +115,7 @@ impl NetworkFile {
                 return Ok(NetworkFile {
                     model,
                     config: serde_json::Value::Null,
+                    test_time_flip: false,
                 });
             }
         }
@@ -120,11 +125,12 @@ impl NetworkFile {
         })
     }
 
-    /// What `network.json` holds for `network`.
-    pub fn of(network: &NetworkConfig) -> NetworkFile {
+    /// What `network.json` holds for `network`, scored as `test_time_flip` says.
+    pub fn of(network: &NetworkConfig, test_time_flip: bool) -> NetworkFile {
         NetworkFile {
             model: network.kind(),
             config: network.settings_json(),
+            test_time_flip,
         }
     }
 

@@ -38,6 +38,10 @@ pub struct TrainedNetwork {
     /// Kernels in channels-last memory order while predicting or evaluating on the CPU
     /// [default: the network's `ModelSpec::channels_last`; a trainer's: its config's].
     pub channels_last: bool,
+    /// Score every image as the mean of the class probabilities of the image and of its mirror
+    /// image (`[B, C, H, W]` flipped along W), in [`Self::predict_proba`], [`Self::predict`] and
+    /// [`Self::evaluate`]; recorded in `network.json` [default: off; a trainer's: its config's].
+    pub test_time_flip: bool,
     network: NetworkConfig,
     vs: nn::VarStore,
     model: Box<dyn Classifier>,
@@ -68,6 +72,7 @@ impl TrainedNetwork {
         let file = NetworkFile::find(&weights)?;
         let source = weights.with_file_name(super::checkpoint::NETWORK);
         let mut net = TrainedNetwork::untrained(file.network(&source)?, device)?;
+        net.test_time_flip = file.test_time_flip;
         net.load_weights(&weights)?;
         Ok(net)
     }
@@ -85,6 +90,7 @@ impl TrainedNetwork {
             batch_size: kind.spec().eval_batch_size,
             bf16: false,
             channels_last: kind.spec().channels_last,
+            test_time_flip: false,
             network,
             vs,
             model,
@@ -98,7 +104,7 @@ impl TrainedNetwork {
 
     /// What `network.json` holds for this network.
     pub fn network_file(&self) -> NetworkFile {
-        NetworkFile::of(&self.network)
+        NetworkFile::of(&self.network, self.test_time_flip)
     }
 
     /// Copies of every variable (weights and batch-norm statistics), by name.
@@ -234,14 +240,27 @@ impl TrainedNetwork {
         Ok(Tensor::cat(&out, 0))
     }
 
-    /// Class probabilities `[N, 10]` (on the CPU) for `set`.
-    pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
-        self.map_batches(set, |xb| {
+    /// Class probabilities `[B, 10]` (fp32, on the device) of a batch `xb` `[B, …]`: the
+    /// softmax of the logits, or with `test_time_flip` the mean of the image's and its mirror
+    /// image's.
+    fn batch_probabilities(&self, xb: &Tensor) -> Tensor {
+        let p = |x: &Tensor| {
             self.model
-                .forward_t(xb, false)
+                .forward_t(x, false)
                 .to_kind(Kind::Float)
                 .softmax(-1, Kind::Float)
-        })
+        };
+        // Only images flip: a head on trunk features (`[B, D]`) scores them as they are.
+        if self.test_time_flip && xb.dim() == 4 {
+            (p(xb) + p(&xb.flip([-1]))) * 0.5
+        } else {
+            p(xb)
+        }
+    }
+
+    /// Class probabilities `[N, 10]` (on the CPU) for `set`.
+    pub fn predict_proba(&self, set: &ImageSet) -> Result<Tensor> {
+        self.map_batches(set, |xb| self.batch_probabilities(xb))
     }
 
     /// Predictions with probabilities for `set`.
@@ -267,7 +286,8 @@ impl TrainedNetwork {
             .collect())
     }
 
-    /// Mean cross-entropy and accuracy on `set` (no L2 term).
+    /// Mean cross-entropy and accuracy on `set` (no L2 term), of the probabilities
+    /// [`Self::predict_proba`] gives (with `test_time_flip`: of the averaged ones).
     pub fn evaluate(&self, set: &ImageSet) -> Result<Evaluation> {
         if set.is_empty() {
             return Err(Error::param("set", "cannot evaluate on an empty set"));
@@ -293,9 +313,16 @@ impl TrainedNetwork {
         self.for_each_batch(x, |i, xb| {
             let len = xb.size()[0];
             let yb = y.narrow(0, i, len).to_device(self.device);
-            let logits = self.model.forward_t(xb, false).to_kind(Kind::Float);
-            loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
-            correct += logits
+            let scores = if self.test_time_flip && xb.dim() == 4 {
+                let log_p = self.batch_probabilities(xb).clamp_min(1e-12).log();
+                loss += log_p.nll_loss(&yb).double_value(&[]) * len as f64;
+                log_p
+            } else {
+                let logits = self.model.forward_t(xb, false).to_kind(Kind::Float);
+                loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
+                logits
+            };
+            correct += scores
                 .argmax(1, false)
                 .eq_tensor(&yb)
                 .sum(Kind::Int64)

@@ -21,8 +21,9 @@ pub enum Recipe {
     /// the augmentation of the network's row of [`crate::models::MODELS`], early stopping.
     Original,
     /// Settings tuned here ([`TrainConfig::tuned`]): Adam with decoupled weight decay on the
-    /// kernels instead of the L2 penalties, one warm-up epoch then cosine decay over the whole
-    /// run, flips, shifts of 0.1 and random erasing (no brightness change).
+    /// kernels instead of the L2 penalties, a short warm-up then cosine decay over the whole
+    /// run, flips and shifts of 0.1 (no brightness change, no random erasing), label smoothing
+    /// 0.1 and test-time flip.
     Tuned,
 }
 
@@ -67,6 +68,8 @@ impl Recipe {
             learning_rate: 1e-3,
             weight_decay: 0.0,
             model_l2: false,
+            label_smoothing: 0.0,
+            test_time_flip: false,
             early_stopping_patience: None,
             schedule: LrSchedule::Constant,
             restore_best: true,
@@ -167,9 +170,23 @@ mod tests {
         assert!(text.contains("×0.2 after 2 epochs") && text.contains("brightness 0.5–1.5"));
         let text = tuned.to_string();
         assert!(
-            text.contains("cosine decay") && !text.contains("brightness"),
+            text.contains("cosine decay")
+                && text.contains("label smoothing 0.1")
+                && text.contains("test-time flip")
+                && !text.contains("brightness")
+                && !text.contains("erasing"),
             "{text}"
         );
+        // A fifth of the run warms up, at most one epoch.
+        for (epochs, warmup) in [(1, 0.2), (6, 1.0), (50, 1.0)] {
+            assert_eq!(
+                Recipe::Tuned.config(ModelKind::ResNet, epochs, 64).schedule,
+                LrSchedule::WarmupCosine {
+                    warmup_epochs: warmup,
+                    min_lr: 0.0
+                }
+            );
+        }
         assert!(
             tuned.channels_last && !Recipe::Tuned.config(ModelKind::ResNet, 1, 32).channels_last
         );

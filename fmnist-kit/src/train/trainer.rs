@@ -108,6 +108,7 @@ impl Trainer {
         net.set_precision(config.precision);
         net.batch_size = config.eval_batch_size;
         net.channels_last = config.channels_last;
+        net.test_time_flip = config.test_time_flip;
         let kind = net.kind.to_string();
         let state = LoopState {
             model: kind.clone(),
@@ -238,7 +239,17 @@ impl Trainer {
             } else {
                 self.net.model().forward_t(xb, true)
             };
-            let loss = logits.cross_entropy_for_logits(yb);
+            let loss = if self.config.label_smoothing > 0.0 {
+                logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+                    yb,
+                    None,
+                    tch::Reduction::Mean,
+                    -100,
+                    self.config.label_smoothing,
+                )
+            } else {
+                logits.cross_entropy_for_logits(yb)
+            };
             (logits, loss)
         };
         let value = loss.double_value(&[]);

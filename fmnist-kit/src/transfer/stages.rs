@@ -10,7 +10,6 @@ use tch::Tensor;
 
 use super::extract::{FeatureExtractor, WeightsRecord};
 use super::prepare::{copy_by_name, freeze_early_layers};
-use crate::augment::AugmentConfig;
 use crate::data::FashionMnist;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, ModelKind, NetworkConfig, TransferConfig, Weights};
@@ -344,12 +343,8 @@ impl TransferRun {
         let mut config =
             self.recipe
                 .fine_tune_config(self.backbone, epochs, batch_size, self.options.seed);
-        config.verbose = self.options.verbose;
-        config.precision = self.options.precision.unwrap_or(Precision::Fp32);
+        self.options.adjust(&mut config);
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
-        if !self.options.augment {
-            config.augment = AugmentConfig::default();
-        }
         let mut trainer = self.fine_tune_trainer(config)?;
         let key_file = self.checkpoints.path().join(STAGE2_KEY);
         let key = self.stage_two_key(batch_size)?;

@@ -29,6 +29,16 @@ pub(crate) struct TrainArgs {
     /// Override the profile's batch size.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Override the recipe's (peak) learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Override the recipe's label smoothing (0 = plain cross-entropy).
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// Score with test-time flip (on) or without (off) [default: the recipe's]; network.json
+    /// records it for evaluate and predict.
+    #[arg(long, value_enum)]
+    test_time_flip: Option<Switch>,
     /// Checkpoint folder [default: artifacts/<profile>/<model>]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -47,6 +57,12 @@ pub(crate) struct TrainArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +92,9 @@ pub(crate) fn run_train(a: TrainArgs, g: Globals) -> Result<()> {
         recipe: a.recipe,
         epochs: a.epochs,
         batch_size: a.batch_size,
+        learning_rate: a.lr,
+        label_smoothing: a.label_smoothing,
+        test_time_flip: a.test_time_flip.map(|s| s == Switch::On),
         augment: !a.no_augment,
         seed: a.seed,
         out: a.out,
@@ -134,16 +153,20 @@ pub(crate) fn open_checkpoint(
             } else {
                 checkpoint.to_path_buf()
             };
-            let network = match NetworkFile::beside(&weights)? {
-                Some(n) if n.model == kind => n.network(&weights.with_file_name("network.json"))?,
+            let (network, test_time_flip) = match NetworkFile::beside(&weights)? {
+                Some(n) if n.model == kind => (
+                    n.network(&weights.with_file_name("network.json"))?,
+                    n.test_time_flip,
+                ),
                 Some(n) => bail!(
                     "{}: describes a {} network, not a {kind}",
                     weights.with_file_name("network.json").display(),
                     n.model
                 ),
-                None => kind.into(),
+                None => (kind.into(), false),
             };
             let mut net = TrainedNetwork::untrained(network, device)?;
+            net.test_time_flip = test_time_flip;
             net.load_weights(&weights)
                 .with_context(|| format!("loading {} as a {kind} checkpoint", weights.display()))?;
             net

@@ -158,3 +158,92 @@ fn bad_settings_are_errors() {
         .load_weights(Path::new("/nonexistent/best.safetensors"))
         .is_err());
 }
+
+#[test]
+fn label_smoothing_is_the_mixture_of_the_true_class_and_the_uniform_targets() {
+    for bad in [1.0, -0.1] {
+        let cfg = TrainConfig {
+            label_smoothing: bad,
+            ..quick_config(1)
+        };
+        assert!(Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).is_err());
+    }
+    let eps = 0.1;
+    let cfg = TrainConfig {
+        label_smoothing: eps,
+        augment: AugmentConfig::default(),
+        channels_last: false,
+        ..quick_config(1)
+    };
+    assert!(cfg.to_string().contains("label smoothing 0.1"));
+    let mut t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+    let set = bands(16, 3);
+    let (x, y) = (set.images_tensor(), set.labels_tensor());
+    // The same dropout masks for the forward pass here and the one inside the step.
+    tch::manual_seed(7);
+    let log_p = t
+        .network()
+        .model()
+        .forward_t(&x, true)
+        .log_softmax(-1, Kind::Float)
+        .detach();
+    let true_class = -log_p.gather(1, &y.unsqueeze(1), false).mean(Kind::Float);
+    let uniform = -log_p.mean(Kind::Float);
+    let expected = (true_class * (1.0 - eps) + uniform * eps).double_value(&[]);
+    tch::manual_seed(7);
+    let loss = t.train_batch(&x, &y).unwrap().double_value(&[]);
+    assert!((loss - expected).abs() < 1e-5, "{loss} against {expected}");
+}
+
+#[test]
+fn test_time_flip_scores_the_mean_of_the_image_and_its_mirror_image() {
+    let set = bands(20, 4);
+    let mut mirror = set.clone();
+    for (image, original) in mirror
+        .images
+        .chunks_mut(784)
+        .zip(set.images.chunks(784))
+    {
+        for row in 0..28 {
+            for col in 0..28 {
+                image[row * 28 + col] = original[row * 28 + 27 - col];
+            }
+        }
+    }
+    let cfg = TrainConfig {
+        test_time_flip: true,
+        ..quick_config(1)
+    };
+    assert!(cfg.to_string().contains("test-time flip"));
+    let t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
+    let mut net = t.into_network();
+    assert!(net.test_time_flip, "the trainer's network scores as its config says");
+    net.test_time_flip = false;
+    let (plain, mirrored) = (
+        net.predict_proba(&set).unwrap(),
+        net.predict_proba(&mirror).unwrap(),
+    );
+    net.test_time_flip = true;
+    let flipped = net.predict_proba(&set).unwrap();
+    let mean = (&plain + &mirrored) * 0.5;
+    assert!((&flipped - &mean).abs().max().double_value(&[]) < 1e-6);
+    let loss = -mean
+        .log()
+        .gather(1, &set.labels_tensor().unsqueeze(1), false)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    let e = net.evaluate(&set).unwrap();
+    assert!((e.loss - loss).abs() < 1e-5, "{} against {loss}", e.loss);
+    // network.json records it, and a loaded network scores the same way.
+    let dir = tempfile::tempdir().unwrap();
+    net.network_file().save(dir.path()).unwrap();
+    let weights = dir.path().join("best.safetensors");
+    net.save_weights(&weights).unwrap();
+    let loaded = TrainedNetwork::load(dir.path(), Device::Cpu).unwrap();
+    assert!(loaded.test_time_flip);
+    assert_eq!(loaded.evaluate(&set).unwrap(), e);
+    net.test_time_flip = false;
+    net.network_file().save(dir.path()).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("network.json")).unwrap();
+    assert!(!text.contains("test_time_flip"), "{text}");
+}
