@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test test-browser notebooks bench lab env clean check-torch211 gpu-bundle gpu-check-here
+.PHONY: setup build data run test test-browser notebooks bench bench-tta lab env clean check-torch211 gpu-bundle gpu-check-here
 
 setup:
 	@scripts/setup.sh
@@ -44,6 +44,10 @@ test-browser: data
 
 bench: data
 	@$(ENV) scripts/bench.sh
+
+# Time to accuracy of the quick recipes, kit against PyTorch (minutes per network; not part of make test).
+bench-tta: data
+	@$(ENV) python scripts/bench_tta.py
 
 # Interactive JupyterLab with the kit's kernel (scripts/lab.sh: works as root and headless, PORT=...,
 # its own evcxr build folder, prints the URL with its token and an SSH tunnel line).

@@ -93,6 +93,8 @@ def augment(x, cfg, gen):
     x = x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w)
     if cfg["brightness"]:
         x = (x * (rand(n, 1, 1, 1) + 0.5)).clamp(0, 1)
+    if not cfg.get("erasing", True):
+        return x
     # random erasing, p 0.5, area 0.02-0.1, aspect 0.1-10, 10 attempts
     a = 10
     wanted = rand(n) < 0.5

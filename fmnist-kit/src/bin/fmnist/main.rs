@@ -9,16 +9,20 @@ use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::train::{self, Precision};
 
+mod ablate;
 mod common;
 mod dataset;
 mod doctor;
 mod grid;
+mod time_to_accuracy;
 mod training;
 mod transfer;
 
+use ablate::{run_ablate, AblateArgs};
 use common::Globals;
 use dataset::{bench_load, data_info, prepare_data, run_tsne, TsneArgs};
 use grid::{run_grid, GridArgs};
+use time_to_accuracy::{run_time_to_accuracy, TimeToAccuracyArgs};
 use training::{
     bench_train, run_evaluate, run_features, run_lr_find, run_summary, run_train, LayoutArg,
     LrFindArgs, TrainArgs,
@@ -112,6 +116,9 @@ enum Command {
     /// The learning-rate finder: a sweep of rising rates over a few hundred steps, the loss
     /// against the rate, and the suggested peak rate (where the loss falls fastest).
     LrFind(LrFindArgs),
+    /// Train a network under variants of its profile's recipe on several seeds, and print each
+    /// variant's validation and test accuracy (plain and with test-time flip), mean ± std.
+    Ablate(AblateArgs),
     /// Write one PNG per layer (feature maps, 16 channels per row) and a Grad-CAM overlay for one image.
     Features {
         #[arg(long)]
@@ -208,6 +215,9 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Time to accuracy: trains with the profile's recipe and scores the test set after every
+    /// epoch with the clock stopped (JSON; `make bench-tta` puts the PyTorch peer beside it).
+    Tta(TimeToAccuracyArgs),
     /// Load times of the tarball: parsing (no cache), first load (writes the cache), cached load.
     Load {
         #[arg(long)]
@@ -267,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary { model, json } => run_summary(model, json),
         Command::Train(args) => run_train(args, g),
         Command::LrFind(args) => run_lr_find(args, g),
+        Command::Ablate(args) => run_ablate(args, g),
         Command::Features {
             checkpoint,
             model,
@@ -301,6 +312,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             what: BenchCommand::Load { data, repeat, json },
         } => bench_load(data, repeat, json),
+        Command::Bench {
+            what: BenchCommand::Tta(args),
+        } => run_time_to_accuracy(args, g),
         Command::Bench {
             what:
                 BenchCommand::Train {
