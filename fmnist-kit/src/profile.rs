@@ -156,7 +156,7 @@ impl Profile {
                 test_subset: None,
                 grid_folds: 3,
                 grid_epochs: 2,
-                grid_subset: Some(12_000),
+                grid_subset: Some(6_000),
                 transfer_head_epochs: 30,
                 lr_find_steps: 200,
                 transfer_validation_subset: Some(2_000),
@@ -377,7 +377,7 @@ mod tests {
             }
         }
         let config = q.train_config(ModelKind::Cnn4);
-        assert_eq!((config.epochs, config.batch_size), (15, 128));
+        assert_eq!((config.epochs, config.batch_size), (6, 128));
         assert!(config.channels_last && !q.train_config(ModelKind::ResNet).channels_last);
         assert!(q
             .checkpoint_dir(ModelKind::ResNet)
