@@ -156,7 +156,7 @@ impl Profile {
                 test_subset: None,
                 grid_folds: 3,
                 grid_epochs: 2,
-                grid_subset: Some(6_000),
+                grid_subset: Some(12_000),
                 transfer_head_epochs: 30,
                 lr_find_steps: 200,
                 transfer_validation_subset: Some(2_000),

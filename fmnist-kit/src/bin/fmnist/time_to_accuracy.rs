@@ -10,7 +10,7 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::{ModelKind, NetworkConfig};
 use fmnist_kit::train::Trainer;
-use fmnist_kit::util::progress_line;
+use fmnist_kit::util::{progress_line, progress_to_stderr};
 use fmnist_kit::ProfileName;
 
 use crate::common::{data_path, print_json, profile_arg, Globals};
@@ -37,6 +37,8 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
     let profile = profile_arg(a.profile)?;
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    // Standard output is for the JSON.
+    progress_to_stderr(true);
     let sets = profile.sets(a.model, &d)?;
     // The positions in the official training set of the images trained on, for the peer.
     let train_indices = &d.split()?.train_indices[..sets.train.len()];
