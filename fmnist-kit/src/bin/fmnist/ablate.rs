@@ -2,7 +2,6 @@
 //! seeds, scores every run on the validation and test images with and without test-time flip,
 //! and prints mean ± std per variant with its validation gain over the first variant.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -100,7 +99,9 @@ fn apply_variant(
                     bail!("variant {variant:?}: the recipe has no warm-up to change");
                 }
             }
-            other => bail!("variant {variant:?}: unknown trick {other:?} (see fmnist ablate --help)"),
+            other => {
+                bail!("variant {variant:?}: unknown trick {other:?} (see fmnist ablate --help)")
+            }
         }
     }
     config.validate()?;
@@ -138,11 +139,14 @@ pub(crate) fn run_ablate(a: AblateArgs, g: Globals) -> Result<()> {
     base.precision = g.precision;
     base.verbose = false;
     base.progress_seconds = 0.0;
-    let network = NetworkConfig::default_for(a.model)
-        .with_input_size(profile.sizes(a.model).input_size);
+    let network =
+        NetworkConfig::default_for(a.model).with_input_size(profile.sizes(a.model).input_size);
     for seed in &a.seeds {
         for variant in &a.variants {
-            if runs.iter().any(|r| &r.variant == variant && r.seed == *seed) {
+            if runs
+                .iter()
+                .any(|r| &r.variant == variant && r.seed == *seed)
+            {
                 continue;
             }
             let (config, variant_network, train_images) =
@@ -196,14 +200,7 @@ pub(crate) fn run_ablate(a: AblateArgs, g: Globals) -> Result<()> {
 /// Mean ± std over the seeds of each variant, plain and with test-time flip, and the mean paired
 /// validation gain over the first variant (± the std of the per-seed gains).
 fn print_table(variants: &[String], runs: &[AblationRun]) {
-    let by_variant: BTreeMap<&str, Vec<&AblationRun>> =
-        variants.iter().fold(BTreeMap::new(), |mut m, v| {
-            m.insert(
-                v.as_str(),
-                runs.iter().filter(|r| &r.variant == v).collect(),
-            );
-            m
-        });
+    let of = |v: &str| -> Vec<&AblationRun> { runs.iter().filter(|r| r.variant == v).collect() };
     let pm = |xs: Vec<f64>| {
         let (m, s) = mean_std(&xs);
         format!("{m:.4} ± {s:.4}")
@@ -214,15 +211,27 @@ fn print_table(variants: &[String], runs: &[AblationRun]) {
     };
     println!("| variant | scoring | epochs | batch | images | seeds | train s | val accuracy | test accuracy | val gain over {} |", variants[0]);
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let first = &by_variant[variants[0].as_str()];
+    let first = of(&variants[0]);
     for v in variants {
-        let rs = &by_variant[v.as_str()];
+        let rs = of(v);
         if rs.is_empty() {
             continue;
         }
         for flip in [false, true] {
-            let val = |r: &AblationRun| if flip { r.val_accuracy_flip } else { r.val_accuracy };
-            let test = |r: &AblationRun| if flip { r.test_accuracy_flip } else { r.test_accuracy };
+            let val = |r: &AblationRun| {
+                if flip {
+                    r.val_accuracy_flip
+                } else {
+                    r.val_accuracy
+                }
+            };
+            let test = |r: &AblationRun| {
+                if flip {
+                    r.test_accuracy_flip
+                } else {
+                    r.test_accuracy
+                }
+            };
             // Gains against the first variant scored plainly, seed by seed.
             let gains: Vec<f64> = rs
                 .iter()
@@ -240,7 +249,11 @@ fn print_table(variants: &[String], runs: &[AblationRun]) {
                 format!(
                     "{:+.4} ± {s:.4}{}",
                     m,
-                    if m > 2.0 * s && gains.len() > 1 { " (> 2 std)" } else { "" }
+                    if m > 2.0 * s && gains.len() > 1 {
+                        " (> 2 std)"
+                    } else {
+                        ""
+                    }
                 )
             };
             println!(

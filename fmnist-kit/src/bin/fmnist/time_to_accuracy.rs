@@ -47,8 +47,8 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
     config.precision = g.precision;
     config.verbose = false;
     config.progress_seconds = 0.0;
-    let network = NetworkConfig::default_for(a.model)
-        .with_input_size(profile.sizes(a.model).input_size);
+    let network =
+        NetworkConfig::default_for(a.model).with_input_size(profile.sizes(a.model).input_size);
     let mut trainer = Trainer::new(network, config.clone(), g.device)?;
     let mut epochs = Vec::new();
     let mut seconds = 0.0;

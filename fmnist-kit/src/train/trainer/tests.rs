@@ -202,11 +202,7 @@ fn label_smoothing_is_the_mixture_of_the_true_class_and_the_uniform_targets() {
 fn test_time_flip_scores_the_mean_of_the_image_and_its_mirror_image() {
     let set = bands(20, 4);
     let mut mirror = set.clone();
-    for (image, original) in mirror
-        .images
-        .chunks_mut(784)
-        .zip(set.images.chunks(784))
-    {
+    for (image, original) in mirror.images.chunks_mut(784).zip(set.images.chunks(784)) {
         for row in 0..28 {
             for col in 0..28 {
                 image[row * 28 + col] = original[row * 28 + 27 - col];
@@ -220,7 +216,10 @@ fn test_time_flip_scores_the_mean_of_the_image_and_its_mirror_image() {
     assert!(cfg.to_string().contains("test-time flip"));
     let t = Trainer::new(ModelKind::Cnn4, cfg, Device::Cpu).unwrap();
     let mut net = t.into_network();
-    assert!(net.test_time_flip, "the trainer's network scores as its config says");
+    assert!(
+        net.test_time_flip,
+        "the trainer's network scores as its config says"
+    );
     net.test_time_flip = false;
     let (plain, mirrored) = (
         net.predict_proba(&set).unwrap(),
