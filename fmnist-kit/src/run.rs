@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 use crate::models::{ModelKind, NetworkConfig, Weights};
 use crate::profile::{Profile, ProfileSets};
 use crate::train::{
-    best_device, CheckpointDir, Precision, Recipe, RunResult, TrainConfig, Trainer,
+    best_device, CheckpointDir, InterruptGuard, Precision, Recipe, RunResult, TrainConfig, Trainer,
 };
+use crate::util::{content_hash, json_key, read_json, write_json_atomic};
 
 /// What a run may change from its profile's settings, for every kind of run: a network trained
 /// from scratch ([`TrainingRun`]) and a transfer run ([`crate::transfer::TransferRun`], which
@@ -49,8 +50,14 @@ pub struct RunOptions {
     pub seed: u64,
     /// The checkpoint folder [default: `artifacts/<profile>/<model>`].
     pub out: Option<PathBuf>,
-    /// Continue from the checkpoint in the folder when there is one.
+    /// Continue from the checkpoint folder when it holds this same run (its `run-key.json`
+    /// names the network, the settings but the epoch count, the seed and the images): an
+    /// unfinished run continues after its last epoch, a finished one is read back (its best
+    /// weights, history and test figures) instead of trained again. The default.
     pub resume: bool,
+    /// Train from the first epoch whatever the checkpoint folder holds [default: false, or
+    /// true when the environment has `FMNIST_TRAIN_AGAIN=1`, as the notebook harness sets it].
+    pub train_again: bool,
     /// One line per epoch (and progress lines inside long epochs).
     pub verbose: bool,
     /// [default: the GPU when there is one, else the CPU]
@@ -76,7 +83,8 @@ impl Default for RunOptions {
             augment: true,
             seed: 13,
             out: None,
-            resume: false,
+            resume: true,
+            train_again: std::env::var_os("FMNIST_TRAIN_AGAIN").is_some_and(|v| v == "1"),
             verbose: true,
             device: None,
             precision: None,
@@ -129,6 +137,35 @@ impl RunOptions {
     }
 }
 
+/// The file of a checkpoint folder naming the run its checkpoints belong to (a hash).
+pub const RUN_KEY: &str = "run-key.json";
+
+/// A hash of what a checkpoint continues: the network, every setting except the epoch count
+/// (so that more epochs extend a finished run), verbosity and the folder, and the training and
+/// validation images.
+fn run_key(
+    kind: ModelKind,
+    network: &NetworkConfig,
+    config: &TrainConfig,
+    sets: &ProfileSets,
+) -> Result<String> {
+    let settings = TrainConfig {
+        epochs: 0,
+        verbose: false,
+        progress_seconds: 0.0,
+        checkpoint_dir: None,
+        ..config.clone()
+    };
+    let images: Vec<String> = [&sets.train, &sets.validation]
+        .iter()
+        .map(|s| content_hash([s.images.as_slice(), s.labels.as_slice()]))
+        .collect();
+    json_key(
+        &(kind, format!("{network:?}"), &settings, images),
+        std::path::Path::new(RUN_KEY),
+    )
+}
+
 /// A profile's training run of one network: its sets, its trainer and, once fitted, its result.
 #[derive(Debug)]
 pub struct TrainingRun {
@@ -139,6 +176,9 @@ pub struct TrainingRun {
     pub checkpoints: CheckpointDir,
     /// Epochs already done when the run was resumed from its checkpoint; `None` for a fresh run.
     pub resumed_after: Option<usize>,
+    /// What [`TrainingRun::prepare`] did with the checkpoint folder, in one line (also printed
+    /// when the options are verbose).
+    pub start: String,
     /// Set by [`TrainingRun::fit`].
     pub result: Option<RunResult>,
 }
@@ -172,13 +212,45 @@ impl TrainingRun {
         // Networks that resize their input take the profile's size (or the options').
         let network = NetworkConfig::default_for(kind)
             .with_input_size(options.image_size.or(profile.sizes(kind).input_size));
-        let (trainer, resumed_after) = if options.resume && checkpoints.can_resume() {
+        let key = run_key(kind, &network, &config, &sets)?;
+        let key_file = checkpoints.path().join(RUN_KEY);
+        let saved: Option<String> = read_json(&key_file).ok();
+        let same_run = saved.as_deref() == Some(key.as_str()) && checkpoints.can_resume();
+        let dir = checkpoints.path().display();
+        let (trainer, resumed_after, start) = if options.resume && !options.train_again && same_run
+        {
             let t = Trainer::resume(network, config, device, checkpoints.path())?;
             let done = t.epochs_done();
-            (t, Some(done))
+            let finished = t.state.stopped || done >= t.config.epochs;
+            let start = if finished {
+                format!("{dir} holds this run, finished after {done} epochs: read back (its best weights are scored again; RunOptions {{ train_again: true, .. }} trains it anew)")
+            } else {
+                format!(
+                    "{dir} holds this run up to epoch {done}: training continues with epoch {}",
+                    done + 1
+                )
+            };
+            (t, Some(done), start)
         } else {
-            (Trainer::new(network, config, device)?, None)
+            let start = if !options.resume || options.train_again || !checkpoints.can_resume() {
+                format!("training from the first epoch into {dir}")
+            } else {
+                format!("{dir} holds another run (network, settings, seed or images differ): training from the first epoch")
+            };
+            // The folder's resume point belongs to another run now, and so does its result.
+            for stale in [checkpoints.state(), checkpoints.result()] {
+                if stale.is_file() {
+                    std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+                }
+            }
+            (Trainer::new(network, config, device)?, None, start)
         };
+        std::fs::create_dir_all(checkpoints.path())
+            .map_err(|e| Error::io(checkpoints.path(), e))?;
+        write_json_atomic(&key_file, &key)?;
+        if options.verbose {
+            crate::util::progress_line(&start);
+        }
         Ok(TrainingRun {
             kind,
             profile,
@@ -186,6 +258,7 @@ impl TrainingRun {
             trainer,
             checkpoints,
             resumed_after,
+            start,
             result: None,
         })
     }
@@ -210,8 +283,19 @@ impl TrainingRun {
 
     /// Trains (the rest of) the run, evaluates the best weights on the profile's test images
     /// and writes `result.json` into the checkpoint folder. Returns the result.
+    ///
+    /// An interrupt (SIGINT: Ctrl-C, or Jupyter's stop button) stops the training between two
+    /// batches: the trainer rolls back to the end of the last finished epoch, the test images are
+    /// scored with those weights, and the result (also `result.json`) says
+    /// `interrupted_after: Some(k)`. Calling `fit` again continues the run where it stopped.
     pub fn fit(&mut self) -> Result<RunResult> {
+        let _interrupt = InterruptGuard::install(&self.trainer.stop_request())?;
         self.trainer.fit(&self.sets.train, &self.sets.validation)?;
+        if let Some(k) = self.trainer.interrupted_after() {
+            crate::util::progress_line(&format!(
+                "scoring the test images with the weights after epoch {k}; running fit() again continues the training"
+            ));
+        }
         // All epochs, also those of earlier sittings when the run was resumed.
         let train_seconds = self.trainer.history.seconds();
         let test = self.trainer.evaluate(&self.sets.test)?;

@@ -124,4 +124,8 @@ impl StopRequest {
     pub fn clear(&self) {
         self.0.store(false, Ordering::SeqCst);
     }
+    /// The flag itself, for the SIGINT handler of [`super::interrupt::InterruptGuard`].
+    pub(crate) fn flag_ptr(&self) -> *mut AtomicBool {
+        Arc::as_ptr(&self.0) as *mut AtomicBool
+    }
 }

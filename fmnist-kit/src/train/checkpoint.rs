@@ -221,6 +221,11 @@ pub struct RunResult {
     /// written before it was recorded.
     #[serde(default)]
     pub settings: String,
+    /// Set when the run was interrupted (an interrupt or a stop request) after this many epochs
+    /// and has not finished yet: the test figures are those of the last finished epoch's
+    /// weights, and fitting again continues the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_after: Option<usize>,
 }
 
 impl RunResult {

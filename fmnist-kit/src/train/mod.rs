@@ -8,7 +8,8 @@
 //! - [`checkpoint`]: the files of a checkpoint folder (weights, optimiser state, counters,
 //!   history, result), each written atomically;
 //! - [`trainer`]: the loop ([`Trainer`]): shuffle, augment, step, validate, with its behaviour in
-//!   pluggable pieces: [`callback`] (what a piece is and sees, metrics sinks, stop requests),
+//!   pluggable pieces: [`callback`] (what a piece is and sees, metrics sinks, stop requests,
+//!   which [`interrupt`] raises on SIGINT),
 //!   [`callbacks`] (best epoch, progress, early stopping, checkpoints) and [`schedule`]
 //!   (warm-up + cosine, reduce on plateau);
 //! - [`lr_find`]: the learning-rate finder (a sweep of rising rates, the loss against the rate);
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 mod fused;
+pub mod interrupt;
 pub mod lr_find;
 pub mod network;
 mod optim;
@@ -39,6 +41,7 @@ pub use callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext,
 pub use checkpoint::{CheckpointDir, EpochRecord, History, LoopState, NetworkFile, RunResult};
 pub use config::{OptimizerKind, TrainConfig};
 pub use device::best_device;
+pub use interrupt::InterruptGuard;
 pub use lr_find::{lr_find, LrFindConfig, LrFinder};
 pub use network::{Evaluation, TrainedNetwork};
 pub use precision::{torch_built_version, Autocast, Precision};

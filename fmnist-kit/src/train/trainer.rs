@@ -212,13 +212,17 @@ impl Trainer {
             device: format!("{:?}", self.device),
             train_images,
             epochs_run: self.history.epochs.len(),
-            stop_reason: self.history.stop_reason.clone(),
+            stop_reason: match self.interrupted_after {
+                Some(_) => "interrupted".into(),
+                None => self.history.stop_reason.clone(),
+            },
             train_seconds,
             best_val_accuracy: self.history.best().map(|b| b.val_accuracy),
             test_accuracy: test.accuracy,
             test_loss: test.loss,
             test_images: test.images,
             settings: self.config.to_string(),
+            interrupted_after: self.interrupted_after,
         }
     }
 

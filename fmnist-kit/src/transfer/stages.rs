@@ -16,8 +16,8 @@ use crate::models::{Backbone, ModelKind, NetworkConfig, TransferConfig, Weights}
 use crate::profile::{Profile, ProfileSets};
 use crate::run::RunOptions;
 use crate::train::{
-    CheckpointDir, Evaluation, History, Precision, Recipe, RunResult, TrainConfig, TrainedNetwork,
-    Trainer,
+    Callback, CheckpointDir, Evaluation, History, InterruptGuard, Precision, Recipe, RunResult,
+    TrainConfig, TrainedNetwork, Trainer,
 };
 use crate::util::{content_hash, json_key, progress_line, read_json, write_json_atomic};
 
@@ -88,6 +88,8 @@ pub struct TransferRun {
     pub trainer: Option<Trainer>,
     pub result: Option<TransferResult>,
     options: RunOptions,
+    /// Pieces for the stage-2 trainer, added when it is built ([`TransferRun::add_stage_two_callback`]).
+    stage2_pieces: Vec<Box<dyn Callback>>,
     stage2_seconds: f64,
     /// True when stage 1 was read back (so stage 2's checkpoint may continue from it).
     stage1_read_back: bool,
@@ -155,6 +157,7 @@ impl TransferRun {
             trainer: None,
             result: None,
             options,
+            stage2_pieces: Vec::new(),
             stage2_seconds: 0.0,
             stage1_read_back: false,
         })
@@ -189,7 +192,7 @@ impl TransferRun {
     /// same weights and image size is read back instead of trained again.
     pub fn stage_one(&mut self) -> Result<&StageOne> {
         let dir = self.checkpoints.path().to_path_buf();
-        if self.options.resume && self.stage1.is_none() {
+        if self.options.resume && !self.options.train_again && self.stage1.is_none() {
             if let Some((one, head)) = self.read_stage_one(&dir)? {
                 self.say(format!(
                     "stage 1 read back from {} (frozen test accuracy {:.4})",
@@ -345,10 +348,35 @@ impl TransferRun {
                 .fine_tune_config(self.backbone, epochs, batch_size, self.options.seed);
         self.options.adjust(&mut config);
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
-        let mut trainer = self.fine_tune_trainer(config)?;
         let key_file = self.checkpoints.path().join(STAGE2_KEY);
         let key = self.stage_two_key(batch_size)?;
-        if self.options.resume && self.checkpoints.can_resume() {
+        // An interrupted fine-tuning continues in the trainer it stopped in.
+        let interrupted = match self.trainer.take() {
+            Some(t) if t.interrupted_after().is_some() => Some(t),
+            _ => None,
+        };
+        let continuing = interrupted.is_some();
+        let mut trainer = match interrupted {
+            Some(t) => {
+                self.say(format!(
+                    "stage 2 continues after epoch {} (it was interrupted)",
+                    t.epochs_done()
+                ));
+                t
+            }
+            None => {
+                let mut t = self.fine_tune_trainer(config)?;
+                for piece in self.stage2_pieces.drain(..) {
+                    t.add_callback(piece);
+                }
+                t
+            }
+        };
+        if !continuing
+            && self.options.resume
+            && !self.options.train_again
+            && self.checkpoints.can_resume()
+        {
             // The checkpoint continues only the run it belongs to: the same stage 1 (read
             // back, not trained again), recipe, batch size and precision.
             let saved: Option<String> = read_json(&key_file).ok();
@@ -367,8 +395,22 @@ impl TransferRun {
             }
         }
         write_json_atomic(&key_file, &key)?;
-        self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
-        trainer.fit(&self.sets.train, &self.sets.validation)?;
+        if !continuing {
+            self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
+        }
+        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
+        let fitted = trainer
+            .fit(&self.sets.train, &self.sets.validation)
+            .map(|_| ());
+        if let Err(e) = fitted {
+            self.trainer = Some(trainer);
+            return Err(e);
+        }
+        if let Some(k) = trainer.interrupted_after() {
+            self.say(format!(
+                "scoring the test images with the weights after epoch {k}; running stage 2 again continues the fine-tuning"
+            ));
+        }
         // All epochs, also those of earlier sittings when the run was resumed.
         self.stage2_seconds = trainer.history.seconds();
         let test = trainer.evaluate(&self.sets.test)?;
@@ -418,6 +460,12 @@ impl TransferRun {
             what: "transfer run",
             message: "stage 2 did not finish".into(),
         })
+    }
+
+    /// Adds a piece to the fine-tuning loop of stage 2 (after the configured ones), from the
+    /// next trainer stage 2 builds on.
+    pub fn add_stage_two_callback(&mut self, piece: Box<dyn Callback>) {
+        self.stage2_pieces.push(piece);
     }
 
     /// Both stages.

@@ -42,7 +42,9 @@ pub(crate) struct TrainArgs {
     /// Checkpoint folder [default: artifacts/<profile>/<model>]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue from the last checkpoint in the output folder.
+    /// Continue from the last checkpoint in the output folder when it holds this same run (the
+    /// same network, settings but the epoch count, seed and images; more epochs extend a
+    /// finished run); another run there starts afresh.
     #[arg(long)]
     resume: bool,
     /// Training settings [default: the profile's, tuned]
@@ -105,12 +107,6 @@ pub(crate) fn run_train(a: TrainArgs, g: Globals) -> Result<()> {
         ..Default::default()
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
-    if a.resume && run.resumed_after.is_none() {
-        progress_line(&format!(
-            "no checkpoint in {}: starting afresh",
-            run.checkpoints.path().display()
-        ));
-    }
     progress_line(&run.describe());
     progress_line(&run.trainer.config.to_string());
     let result = run.fit()?;
