@@ -1,7 +1,7 @@
 //! `fmnist transfer` and `fmnist embed` end to end on synthetic data in the smoke profile, with
 //! the real EfficientNet-Lite0 ImageNet weights (installed by `make setup`): the JSON a run
 //! writes, `--resume` reading stage 1 back and continuing stage 2 (and neither, for another
-//! image size), `fmnist evaluate` on the
+//! image size), a corrupted feature cache rebuilt, `fmnist evaluate` on the
 //! transfer checkpoint without `--model`, `--weights random` labelled so, and clear errors for
 //! missing InceptionV3 weights and a too-small image size.
 
@@ -135,6 +135,37 @@ fn transfer_writes_its_json_resumes_and_is_evaluated_without_model() {
     let third = json_of(&fmnist(&again, &idx, &cache));
     assert_eq!(third["features_from_cache"], true, "{third}");
     assert_eq!(third["frozen_test_accuracy"].as_f64(), Some(frozen));
+
+    // One flipped bit in a cached features file fails its content check: the features are
+    // extracted again, a line says so, and the results are those of the good features.
+    let cached: Vec<PathBuf> = std::fs::read_dir(cache.join("features"))
+        .expect("the feature cache folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    assert_eq!(
+        cached.len(),
+        3,
+        "training, validation and test features: {cached:?}"
+    );
+    for file in &cached {
+        let mut bytes = std::fs::read(file).expect("a cached features file");
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x10;
+        std::fs::write(file, bytes).expect("the corrupted file written");
+    }
+    let flipped_out = dir.path().join("flipped");
+    let mut flipped = base.to_vec();
+    flipped[8] = flipped_out.to_str().unwrap();
+    let rebuilt = fmnist(&flipped, &idx, &cache);
+    let fourth = json_of(&rebuilt);
+    assert_eq!(fourth["features_from_cache"], false, "{fourth}");
+    assert_eq!(fourth["frozen_test_accuracy"].as_f64(), Some(frozen));
+    let said = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(
+        said.contains("the content check failed") && said.contains("extracted again"),
+        "no line says the cache was rebuilt: {said}"
+    );
 
     // `fmnist evaluate` finds the network from result.json beside the checkpoint.
     let checkpoint = second["checkpoint"].as_str().expect("a checkpoint path");

@@ -13,7 +13,7 @@ use crate::models::{
     load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk, Weights,
 };
 use crate::train::{Autocast, Precision};
-use crate::util::{cache_root, content_hash, progress_line};
+use crate::util::{cache_root, content_hash, progress_line, write_atomic};
 
 /// The weights a trunk holds, as recorded in results: the file and its sha256, or `random`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +218,9 @@ impl FeatureExtractor {
         ))
     }
 
-    /// Features of `set` from the cache when they are there, else extracted and cached.
+    /// Features of `set` from the cache when they are there and pass their content check (the
+    /// hash of the tensor's bytes, written beside the file as `<file>.xxh3` after it), else
+    /// extracted and cached; the note then says why the cache was rebuilt.
     pub fn extract_cached(&self, set: &ImageSet) -> Result<CachedFeatures> {
         let path = self.cache_path(set);
         let start = Instant::now();
@@ -241,7 +243,8 @@ impl FeatureExtractor {
         let written = crate::train::checkpoint::write_tensors_atomic(
             &path,
             &[("features".to_string(), features.shallow_clone())],
-        );
+        )
+        .and_then(|()| write_atomic(&hash_path(&path), features_hash(&features)?.as_bytes()));
         if let Err(e) = written {
             note = Some(format!("features not cached: {e}"));
         }
@@ -267,6 +270,23 @@ pub struct CachedFeatures {
     pub note: Option<String>,
 }
 
+/// The file holding the content hash of the features cached in `path`.
+fn hash_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".xxh3");
+    PathBuf::from(name)
+}
+
+/// The hash of a features tensor's bytes (`[N, D]` float32).
+fn features_hash(t: &Tensor) -> Result<String> {
+    let t = t.to_kind(tch::Kind::Float).contiguous();
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * 4];
+    t.f_copy_data_u8(&mut bytes, numel)
+        .map_err(|e| Error::param("features", e.to_string()))?;
+    Ok(content_hash([bytes.as_slice()]))
+}
+
 fn read_features(path: &Path, n: i64, d: i64) -> Result<Tensor> {
     let tensors = Tensor::read_safetensors(path)
         .map_err(|e| Error::data(path, "safetensors", e.to_string()))?;
@@ -279,6 +299,21 @@ fn read_features(path: &Path, n: i64, d: i64) -> Result<Tensor> {
             path,
             "features",
             format!("shape {:?}, expected [{n}, {d}]", t.size()),
+        ));
+    }
+    let hash_file = hash_path(path);
+    let want = std::fs::read_to_string(&hash_file)
+        .map_err(|e| Error::data(&hash_file, "content hash", e.to_string()))?;
+    let got = features_hash(&t)?;
+    if want.trim() != got {
+        return Err(Error::data(
+            path,
+            "features",
+            format!(
+                "the content check failed (hash {got}, {} says {})",
+                hash_file.display(),
+                want.trim()
+            ),
         ));
     }
     Ok(t)
