@@ -10,8 +10,11 @@ DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README
 setup:
 	@scripts/setup.sh
 
+# One shared target folder (clones do not rebuild tch), and this checkout's own copy of the binary.
 build: setup
-	@$(ENV) cargo build --release --workspace
+	@$(ENV) cargo build --release --workspace && mkdir -p out/bin && \
+	  if ! cmp -s "$$CARGO_TARGET_DIR/release/fmnist" out/bin/fmnist; then \
+	    cp "$$CARGO_TARGET_DIR/release/fmnist" out/bin/.fmnist.tmp && mv out/bin/.fmnist.tmp out/bin/fmnist; fi
 
 # Rebuilt only when missing; checked against the sha256 in data/README.md.
 data: build
@@ -33,6 +36,9 @@ test: data
 	@$(ENV) python tests/run_notebooks.py --profile smoke --out out/harness-check --expect-failure tests/fixtures/*.ipynb
 	@$(ENV) python tests/lab_server.py
 	@$(ENV) python tests/lab_server.py --expect-failure
+	@$(ENV) python tests/lab_interrupt.py
+	@$(ENV) python tests/setup_recovery.py
+	@tests/checkouts.sh
 	@$(MAKE) --no-print-directory test-browser BROWSER_HTML=out/smoke-html
 
 # JupyterLab in Debian's Chromium (headless, Selenium): notebook 01 run from the page, its figures

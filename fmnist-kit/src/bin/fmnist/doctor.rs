@@ -106,6 +106,40 @@ fn nvidia_smi() -> Option<Vec<serde_json::Value>> {
     )
 }
 
+/// Which data file, artifacts folder and binary are in use, and why: the data's and the
+/// artifacts' reasons name the environment variable or the folder search that chose them.
+fn paths_in_use() -> (String, PathBuf, String, PathBuf) {
+    let root = std::env::var_os("FMNIST_ROOT").map(PathBuf::from);
+    let data_why = match std::env::var_os("FMNIST_DATA").filter(|v| !v.is_empty()) {
+        Some(d)
+            if root
+                .as_ref()
+                .is_some_and(|r| r.join("data/data.tar.gz").as_os_str() == d) =>
+        {
+            format!(
+                "FMNIST_DATA, made by the env.sh of the checkout {}",
+                root.as_ref()
+                    .map_or(String::new(), |r| r.display().to_string())
+            )
+        }
+        Some(_) => "FMNIST_DATA, set by hand".into(),
+        None => "no FMNIST_DATA: the first data/data.tar.gz from the current folder up".into(),
+    };
+    let profile = fmnist_kit::Profile::from_env()
+        .unwrap_or_else(|_| fmnist_kit::Profile::named(fmnist_kit::ProfileName::Quick));
+    let artifacts = profile.artifacts_dir();
+    let artifacts_why = if std::env::var_os("FMNIST_ARTIFACTS").is_some_and(|v| !v.is_empty()) {
+        format!("FMNIST_ARTIFACTS, profile {}", profile.name)
+    } else {
+        format!(
+            "artifacts/ of the nearest folder holding data/, profile {}",
+            profile.name
+        )
+    };
+    let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("?"));
+    (data_why, artifacts, artifacts_why, binary)
+}
+
 pub(crate) fn run_doctor(json_out: bool) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
     let built = torch_built_version();
@@ -140,6 +174,7 @@ pub(crate) fn run_doctor(json_out: bool) -> Result<()> {
             data_path.display()
         ));
     }
+    let (data_why, artifacts, artifacts_why, binary) = paths_in_use();
     let lite0 = Backbone::EfficientNetLite0.default_weights();
     if lite0.is_none() {
         problems.push(
@@ -157,8 +192,11 @@ pub(crate) fn run_doctor(json_out: bool) -> Result<()> {
         "cpu": { "model": cpu_model(), "features": features,
                  "precision_auto_on_cpu": if auto_bf16 { "bf16" } else { "fp32" }, "why": auto_reason },
         "evcxr_build": { "batch": folder(&cache.join("evcxr-build/batch")), "lab": folder(&cache.join("evcxr-build/lab")) },
-        "data": { "path": data_path, "exists": data_path.is_file(), "sha256": data_sha,
+        "data": { "path": data_path, "exists": data_path.is_file(), "sha256": data_sha, "why": data_why,
                   "parsed_cache": folder(&data::default_cache_dir()) },
+        "artifacts": { "path": artifacts, "why": artifacts_why },
+        "binary": binary,
+        "checkout": std::env::var_os("FMNIST_ROOT").map(PathBuf::from),
         "weights": { "efficientnet-lite0": lite0,
                      "inception-v3": Backbone::InceptionV3.default_weights(),
                      "features_cache": folder(&cache.join("features")) },
@@ -216,10 +254,12 @@ pub(crate) fn run_doctor(json_out: bool) -> Result<()> {
         );
     }
     println!(
-        "  data          {} ({})",
+        "  data          {} ({}; {data_why})",
         data_path.display(),
         data_sha.as_deref().unwrap_or("missing")
     );
+    println!("  artifacts     {} ({artifacts_why})", artifacts.display());
+    println!("  binary        {}", binary.display());
     println!(
         "  Lite0 weights {}",
         lite0
