@@ -47,8 +47,9 @@ CELLS = [
 BAD = [re.compile(p, re.M) for p in (r"panicked at", r"Internal torch error", r"^\s*Error\b", r"TchError")]
 
 
-async def execute(ws, session, name, code, timeout):
-    """Sends one execute_request on the shell channel; collects the iopub messages it causes."""
+async def execute(ws, session, name, code, timeout, out=None):
+    """Sends one execute_request on the shell channel; collects the iopub messages it causes (into `out`, when
+    given, as they arrive, so that a caller can watch a running cell)."""
     msg_id = uuid.uuid4().hex
     await ws.write_message(json.dumps({
         "header": {"msg_id": msg_id, "username": "test", "session": session, "msg_type": "execute_request",
@@ -58,7 +59,8 @@ async def execute(ws, session, name, code, timeout):
                     "allow_stdin": False, "stop_on_error": True},
         "buffers": [],
     }))
-    out = {"name": name, "stdout": "", "stderr": "", "errors": [], "pngs": [], "reply": None}
+    out = {} if out is None else out
+    out.update({"name": name, "stdout": "", "stderr": "", "errors": [], "pngs": [], "reply": None})
     deadline = time.time() + timeout
     idle = False
     while not (idle and out["reply"] is not None):

@@ -5,7 +5,11 @@ Used by `make run` (default profile, writes out/notebooks + out/html) and `make 
 (smoke profile, writes out/smoke). A notebook fails on:
   - any cell error (compile errors and lost variables raise in nbclient);
   - stderr output containing a panic or a torch error (evcxr reports those cells as "ok");
-  - a cell tagged `expect-image` that produced no image/png output.
+  - a cell tagged `expect-image` that produced no image/png output;
+  - a check cell (the last code cell) that printed no summary line: a line lost between the kernel and
+    the notebook would otherwise pass unseen.
+Networks are trained anew in every run (FMNIST_TRAIN_AGAIN=1): a checkpoint folder of an earlier run
+is not read back, unless --read-back is given.
 Prints one line per notebook and a closing 'N passed, N failed' line; exits non-zero on failure.
 """
 import argparse
@@ -115,6 +119,8 @@ def main():
     ap.add_argument("--figures", default=None, help="folder to save every PNG output into (NOTEBOOK-cellN-K.png)")
     ap.add_argument("--kernel", default="fmnist-kit-batch")
     ap.add_argument("--cell-timeout", type=int, default=1800)
+    ap.add_argument("--read-back", action="store_true",
+                    help="let the notebooks read back finished runs from their checkpoint folders")
     ap.add_argument("--expect-failure", action="store_true",
                     help="succeed only if every notebook FAILS (to test this harness itself)")
     args = ap.parse_args()
@@ -125,6 +131,10 @@ def main():
         print("no notebook found", file=sys.stderr)
         return 2
     os.environ["FMNIST_PROFILE"] = args.profile
+    if args.read_back:
+        os.environ.pop("FMNIST_TRAIN_AGAIN", None)
+    else:
+        os.environ["FMNIST_TRAIN_AGAIN"] = "1"
     out_dir = Path(args.out)
     passed, failed = 0, 0
     summary = []
@@ -145,6 +155,8 @@ def main():
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
             problems.append(f"execution stopped: {type(e).__name__}: {str(e).strip()[-1500:]}")
         problems += [p for p in cell_problems(nb) if p not in problems]
+        if not problems and not last_stdout_line(nb):
+            problems.append("the check cell (the last code cell) printed no summary line")
         seconds = time.time() - start
         out_nb = out_dir / path.name
         write_atomic(out_nb, nbformat.writes(nb))
