@@ -7,14 +7,21 @@ sessions over the REST API, cells over the kernel's websocket, interrupts by POS
 2. an interrupt while no cell runs keeps every variable;
 3. a plain Rust loop stops at one interrupt;
 4. a cell whose last act is a println, run many times, delivers every line before the cell is reported done;
-5. two notebooks open side by side (two kernels) both compile and run their cells.
+5. two notebooks open side by side (two kernels) both compile and run their cells;
+6. notebook 02 itself, quick profile, as a user runs it in JupyterLab: its training cell interrupted after the
+   first epoch, then its curves, test accuracy and check cells; the training cell run again continues with
+   epoch 2 and finishes; after a kernel restart, running it from the top reads the finished run back.
 
     python tests/lab_interrupt.py        # make test runs this
 
 Exits 0 when everything holds, 1 otherwise (with what failed).
 """
 import asyncio
+import json
+import os
+import re
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -66,7 +73,7 @@ async def run_interrupted(lab, ws, session, kernel_id, name, code, wait_for, tim
     task = asyncio.ensure_future(execute(ws, session, name, code, timeout, out=live))
     deadline = time.time() + timeout
     seen = ""
-    while wait_for not in seen:
+    while not re.search(wait_for, seen):
         if task.done():
             raise Failure(f"cell {name!r} ended before {wait_for!r} appeared: {task.result()['stdout'][-400:]}")
         if time.time() > deadline:
@@ -114,7 +121,7 @@ def main():
             lines.append("40 cells whose last act is a println: every line arrived before the cell was reported done")
             # 1. a training cell interrupted in its second epoch.
             clean("prepare", await execute(wa, sa, "prepare", SETUP, 300))
-            r, seconds = await run_interrupted(lab, wa, sa, ka, "fit", FIT, "1/2  train loss", 600)
+            r, seconds = await run_interrupted(lab, wa, sa, ka, "fit", FIT, r"1/2  train loss", 600)
             clean("fit", r)
             if "fit returned: interrupted after Some(1) epochs" not in r["stdout"]:
                 raise Failure(f"the interrupted fit did not return its interrupted result: {r['stdout'][-600:]}{r['stderr'][-600:]}")
@@ -130,7 +137,7 @@ def main():
             r = clean("fit again", await execute(wa, sa, "fit again", AGAIN, 600))
             lines.append(r["stdout"].strip().splitlines()[-1])
             # 3. a plain loop stops at one interrupt (the cell ends with an error; nothing handles SIGINT there).
-            r, seconds = await run_interrupted(lab, wb, sb, kb, "loop", "println!(\"looping\");\n" + LOOP, "looping", 300)
+            r, seconds = await run_interrupted(lab, wb, sb, kb, "loop", "println!(\"looping\");\n" + LOOP, r"looping", 300)
             if not r["errors"] and r["reply"] != "error":
                 raise Failure(f"the plain loop did not stop with an error: {r}")
             lines.append(f"a plain loop stopped {seconds:.1f} s after one interrupt ({(r['errors'] or ['error'])[0][:80]})")
@@ -141,9 +148,69 @@ def main():
         lab.api("DELETE", f"/api/sessions/{b['id']}")
     if lab.leftover:
         raise Failure(lab.leftover)
+    notebook_02(lines)
     for line in lines:
         print(f"ok     {line}")
     return 0
+
+
+def notebook_02(lines):
+    """Scenario 6: notebook 02's own cells, quick profile, its artifacts in a temporary folder."""
+    nb = json.loads((ROOT / "notebooks" / "02-training-cnn.ipynb").read_text(encoding="utf-8"))
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    train = next(i for i, c in enumerate(cells) if "run.fit()" in c)
+    prepare = next(i for i, c in enumerate(cells) if "TrainingRun::prepare" in c)
+    with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
+        os.environ["FMNIST_ARTIFACTS"] = artifacts
+        lab = LabServer(8910, log_name="lab-notebook02.log", profile="quick")
+        try:
+            with lab:
+                s = lab.api("POST", "/api/sessions", {"path": "interrupt-test-02.ipynb", "type": "notebook", "name": "",
+                                                       "kernel": {"name": "fmnist-kit"}}, timeout=60)
+                kernel = s["kernel"]["id"]
+
+                async def scenario():
+                    ws, session = await connect(lab, kernel), uuid.uuid4().hex
+                    for i in range(train):
+                        clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 900))
+                    r, seconds = await run_interrupted(lab, ws, session, kernel, "02 training", cells[train],
+                                                       r"epoch\s+1/\d+\s+train loss", 900)
+                    clean("02 training", r)
+                    if "interrupted after" not in r["stdout"]:
+                        raise Failure(f"notebook 02's training cell did not report the interrupt: {r['stdout'][-600:]}")
+                    for i in range(train + 1, len(cells)):
+                        r = clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 600))
+                    summary = r["stdout"].strip().splitlines()[-1]
+                    lines.append(f"notebook 02 (quick): training interrupted after epoch 1 returned in {seconds:.1f} s; "
+                                 f"curves, test accuracy and the check cell ran: {summary}")
+                    r = clean("02 training again", await execute(ws, session, "02 training again", cells[train], 1200))
+                    first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", r["stdout"])
+                    if not first or first.group(1) != "2" or "completed" not in r["stdout"]:
+                        raise Failure(f"running the training cell again did not continue with epoch 2: {r['stdout'][-800:]}")
+                    lines.append(f"notebook 02: the training cell run again continued with epoch 2 of {first.group(2)} "
+                                 f"and finished ({r['stdout'].strip().splitlines()[-1]})")
+                    ws.close()
+                    lab.api("POST", f"/api/kernels/{kernel}/restart", timeout=120)
+                    await asyncio.sleep(3)
+                    ws, session = await connect(lab, kernel), uuid.uuid4().hex
+                    for i in range(train + 1):
+                        r = clean(f"02 cell {i} after a restart",
+                                  await execute(ws, session, f"02 cell {i} after a restart", cells[i], 900))
+                        if i == prepare:
+                            said = r["stdout"]
+                    if "read back" not in said or re.search(r"epoch\s+\d+/\d+\s+train loss", r["stdout"]):
+                        raise Failure(f"after a restart notebook 02 did not read its finished run back: {said[-600:]}"
+                                      f"{r['stdout'][-400:]}")
+                    lines.append("notebook 02 after a kernel restart, run from the top: "
+                                 + next(l for l in said.splitlines() if "read back" in l).strip()[:160])
+                    ws.close()
+
+                asyncio.run(scenario())
+                lab.api("DELETE", f"/api/sessions/{s['id']}")
+        finally:
+            os.environ.pop("FMNIST_ARTIFACTS", None)
+        if lab.leftover:
+            raise Failure(lab.leftover)
 
 
 if __name__ == "__main__":
