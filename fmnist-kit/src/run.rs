@@ -26,7 +26,7 @@ use crate::profile::{Profile, ProfileSets};
 use crate::train::{
     best_device, CheckpointDir, InterruptGuard, Precision, Recipe, RunResult, TrainConfig, Trainer,
 };
-use crate::util::{content_hash, json_key, read_json, write_json_atomic};
+use crate::util::{content_hash, json_key, progress_line, read_json, write_json_atomic};
 
 /// What a run may change from its profile's settings, for every kind of run: a network trained
 /// from scratch ([`TrainingRun`]) and a transfer run ([`crate::transfer::TransferRun`], which
@@ -249,7 +249,7 @@ impl TrainingRun {
             .map_err(|e| Error::io(checkpoints.path(), e))?;
         write_json_atomic(&key_file, &key)?;
         if options.verbose {
-            crate::util::progress_line(&start);
+            progress_line(&start);
         }
         Ok(TrainingRun {
             kind,
@@ -292,7 +292,7 @@ impl TrainingRun {
         let _interrupt = InterruptGuard::install(&self.trainer.stop_request())?;
         self.trainer.fit(&self.sets.train, &self.sets.validation)?;
         if let Some(k) = self.trainer.interrupted_after() {
-            crate::util::progress_line(&format!(
+            progress_line(&format!(
                 "scoring the test images with the weights after epoch {k}; running fit() again continues the training"
             ));
         }

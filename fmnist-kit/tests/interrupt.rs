@@ -50,6 +50,17 @@ fn sigint_action() -> libc::sighandler_t {
     }
 }
 
+/// 400 training and 80 test images (seeds `seed` and `seed + 1`), written as idx files under
+/// `dir` and loaded as the kit loads data.
+fn synthetic_data(dir: &Path, seed: u64) -> FashionMnist {
+    write_idx_folder(
+        &dir.join("idx"),
+        &synthetic_set(400, seed),
+        &synthetic_set(80, seed + 1),
+    );
+    data::load(dir.join("idx")).expect("synthetic data")
+}
+
 fn prepare(data: &FashionMnist, out: &Path, seed: u64, train_again: bool) -> TrainingRun {
     TrainingRun::prepare(
         ModelKind::Cnn4,
@@ -72,12 +83,7 @@ fn prepare(data: &FashionMnist, out: &Path, seed: u64, train_again: bool) -> Tra
 fn an_interrupted_fit_returns_ok_continues_exactly_and_a_finished_run_is_read_back() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    write_idx_folder(
-        &dir.path().join("idx"),
-        &synthetic_set(400, 41),
-        &synthetic_set(80, 42),
-    );
-    let data = data::load(dir.path().join("idx")).expect("synthetic data");
+    let data = synthetic_data(dir.path(), 41);
     let before = sigint_action();
 
     let stopped_dir = dir.path().join("stopped");
@@ -170,12 +176,7 @@ fn transfer_run(data: &FashionMnist, out: &Path, weights: &Weights) -> TransferR
 fn an_interrupted_fine_tuning_continues_in_the_same_run_as_an_uninterrupted_one() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    write_idx_folder(
-        &dir.path().join("idx"),
-        &synthetic_set(400, 43),
-        &synthetic_set(80, 44),
-    );
-    let data = data::load(dir.path().join("idx")).expect("synthetic data");
+    let data = synthetic_data(dir.path(), 43);
     // The real weights, found before the cache folder moves to a temporary one (where the
     // features of these synthetic images are cached, and removed with it).
     let weights = Weights::ImageNet(Backbone::EfficientNetLite0.default_weights().expect(
