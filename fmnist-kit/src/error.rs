@@ -78,6 +78,12 @@ pub enum Error {
     #[error("training diverged: {0}")]
     Diverged(String),
 
+    /// An interrupt (SIGINT) stopped a call whose partial work is not kept (feature extraction,
+    /// a refit, stage 1 of a transfer run). What earlier calls made is untouched: running the
+    /// call again starts it over.
+    #[error("{what} interrupted: {message}")]
+    Interrupted { what: &'static str, message: String },
+
     /// A libtorch operation failed (shape mismatch, device error, ...).
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),

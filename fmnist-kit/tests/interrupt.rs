@@ -2,8 +2,11 @@
 //! "interrupted after epoch 1" (also in `result.json`), SIGINT's previous action is back, and
 //! fitting again finishes the run bit for bit as an uninterrupted run. Then a new `prepare` on
 //! the same folder reads the finished run back, and one for another run starts afresh. The same
-//! for a transfer run's fine-tuning, which continues in the trainer it stopped in. The tests raise
-//! SIGINT in the process and use torch's global generator, so they hold one lock.
+//! for a transfer run's fine-tuning, which continues in the trainer it stopped in. The other long
+//! calls stop too: a grid search keeps the fits it finished and continues, the learning-rate
+//! finder returns the steps it took, a feature extraction stops with an error that says so, and
+//! the few-label study returns the sizes and seeds it finished.
+//! The tests raise SIGINT in the process and use torch's global generator, so they hold one lock.
 
 mod common;
 
@@ -154,6 +157,26 @@ fn an_interrupted_fit_returns_ok_continues_exactly_and_a_finished_run_is_read_ba
     assert_eq!(other.resumed_after, None);
 }
 
+/// `FMNIST_CACHE_DIR` set to a folder while it lives, the previous value back when dropped.
+struct CacheDir(Option<std::ffi::OsString>);
+
+impl CacheDir {
+    fn set(dir: &Path) -> CacheDir {
+        let previous = std::env::var_os("FMNIST_CACHE_DIR");
+        std::env::set_var("FMNIST_CACHE_DIR", dir);
+        CacheDir(previous)
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        match &self.0 {
+            Some(v) => std::env::set_var("FMNIST_CACHE_DIR", v),
+            None => std::env::remove_var("FMNIST_CACHE_DIR"),
+        }
+    }
+}
+
 fn transfer_run(data: &FashionMnist, out: &Path, weights: &Weights) -> TransferRun {
     TransferRun::prepare(
         ModelKind::for_backbone(Backbone::EfficientNetLite0),
@@ -182,7 +205,7 @@ fn an_interrupted_fine_tuning_continues_in_the_same_run_as_an_uninterrupted_one(
     let weights = Weights::ImageNet(Backbone::EfficientNetLite0.default_weights().expect(
         "EfficientNet-Lite0 ImageNet weights in $FMNIST_CACHE_DIR/weights: run `make setup`",
     ));
-    std::env::set_var("FMNIST_CACHE_DIR", dir.path().join("cache"));
+    let _cache = CacheDir::set(&dir.path().join("cache"));
 
     let mut stopped = transfer_run(&data, &dir.path().join("stopped"), &weights);
     stopped.stage_one().expect("stage 1");
@@ -213,4 +236,194 @@ fn an_interrupted_fine_tuning_continues_in_the_same_run_as_an_uninterrupted_one(
             .collect()
     };
     assert_eq!(losses(a), losses(b), "the same epochs, bit for bit");
+}
+
+/// Sends SIGINT to this process once `ready()` holds and a guard's handler has replaced
+/// `before` (so that the signal never meets SIGINT's default action, which ends the process).
+fn raise_when(
+    before: libc::sighandler_t,
+    ready: impl Fn() -> bool + Send + 'static,
+) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while std::time::Instant::now() < deadline {
+            if ready() && sigint_action() != before {
+                // SAFETY: a signal to this process, whose handler only sets a flag.
+                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        false
+    })
+}
+
+fn records(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("fits")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn an_interrupted_grid_search_keeps_its_finished_fits_and_continues_to_the_same_report() {
+    use fmnist_kit::grid::{GridSearch, GridSettings, GridSpec, Shard};
+    use fmnist_kit::train::OptimizerKind;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = GridSpec {
+        learning_rates: vec![1e-3, 3e-3, 1e-2],
+        optimizers: vec![(
+            "sgd".into(),
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+        )],
+        dropouts: vec![0.25],
+        dense_sizes: vec![64],
+    };
+    let settings = GridSettings {
+        folds: 2,
+        epochs: 2,
+        batch_size: 32,
+        verbose: false,
+        ..Default::default()
+    };
+    let search = GridSearch::new(spec, settings, synthetic_set(300, 5)).unwrap();
+    let before = sigint_action();
+    let stopped_dir = dir.path().join("stopped");
+    let watched = stopped_dir.clone();
+    let raiser = raise_when(before, move || records(&watched) >= 1);
+    let first = search
+        .run(Some(&stopped_dir), Shard::ALL, Device::Cpu)
+        .expect("an interrupted search returns Ok");
+    assert!(raiser.join().unwrap(), "SIGINT was sent");
+    assert!(first.interrupted, "{first:?}");
+    assert!(first.report.is_none());
+    assert!(
+        (1..6).contains(&first.fits_run),
+        "{} fits ran",
+        first.fits_run
+    );
+    assert_eq!(
+        records(&stopped_dir),
+        first.fits_run,
+        "each finished fit is recorded"
+    );
+    assert_eq!(sigint_action(), before, "SIGINT's previous action is back");
+    let why = first.report().unwrap_err().to_string();
+    assert!(why.contains("interrupted"), "{why}");
+
+    let again = search
+        .run(Some(&stopped_dir), Shard::ALL, Device::Cpu)
+        .expect("the search continues");
+    assert_eq!(again.fits_reused, first.fits_run);
+    assert_eq!(again.fits_run, 6 - first.fits_run);
+    let straight = search
+        .run(Some(&dir.path().join("straight")), Shard::ALL, Device::Cpu)
+        .expect("an uninterrupted search");
+    assert!(again
+        .report()
+        .unwrap()
+        .same_scores(&straight.report().unwrap()));
+}
+
+#[test]
+fn an_interrupt_ends_the_learning_rate_sweep_and_stops_a_feature_extraction() {
+    use fmnist_kit::train::{lr_find, LrFindConfig, TrainConfig};
+    use fmnist_kit::transfer::FeatureExtractor;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let before = sigint_action();
+    let raiser = raise_when(before, || true);
+    let config = TrainConfig {
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    let find = LrFindConfig::default();
+    let sweep = lr_find(
+        ModelKind::Cnn4.into(),
+        &config,
+        &synthetic_set(400, 7),
+        &find,
+        Device::Cpu,
+    )
+    .expect("an interrupted sweep returns Ok");
+    assert!(raiser.join().unwrap(), "SIGINT was sent");
+    assert!(
+        sweep.stop_reason.starts_with("interrupted after"),
+        "{}",
+        sweep.stop_reason
+    );
+    assert!(sweep.rates.len() < find.steps);
+    assert_eq!(sweep.rates.len(), sweep.smoothed.len());
+    assert_eq!(sigint_action(), before, "SIGINT's previous action is back");
+
+    let mut extractor = FeatureExtractor::new(
+        Backbone::EfficientNetLite0,
+        &Weights::Random { seed: 3 },
+        64,
+        Device::Cpu,
+    )
+    .expect("a random trunk");
+    extractor.batch_size = 4;
+    let set = synthetic_set(200, 9);
+    let raiser = raise_when(before, || true);
+    let err = extractor
+        .extract(&set)
+        .expect_err("an interrupted extraction");
+    assert!(raiser.join().unwrap(), "SIGINT was sent");
+    assert!(
+        matches!(err, fmnist_kit::Error::Interrupted { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing was cached"), "{err}");
+    assert_eq!(sigint_action(), before, "SIGINT's previous action is back");
+    let features = extractor.extract(&set).expect("extracting again");
+    assert_eq!(features.size()[0], 200);
+}
+
+#[test]
+fn an_interrupted_few_label_study_returns_the_runs_it_finished() {
+    use fmnist_kit::transfer::{few_label_study, FeatureExtractor, FewLabelSettings};
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let weights = Weights::ImageNet(Backbone::EfficientNetLite0.default_weights().expect(
+        "EfficientNet-Lite0 ImageNet weights in $FMNIST_CACHE_DIR/weights: run `make setup`",
+    ));
+    let cache = dir.path().join("cache");
+    let _cache = CacheDir::set(&cache);
+    let extractor =
+        FeatureExtractor::new(Backbone::EfficientNetLite0, &weights, 64, Device::Cpu).unwrap();
+    let settings = FewLabelSettings {
+        per_class: vec![3],
+        seeds: vec![1, 2],
+        steps: 8,
+        batch_size: 16,
+        head_epochs: 2,
+        validation_images: 40,
+        test_images: 40,
+    };
+    let (pool, validation, test) = (
+        synthetic_set(300, 11),
+        synthetic_set(40, 12),
+        synthetic_set(40, 13),
+    );
+    let before = sigint_action();
+    // Once the validation and test features are cached, the study is in its first run.
+    let features = cache.join("features");
+    let raiser = raise_when(before, move || {
+        std::fs::read_dir(&features).map_or(0, |d| d.count()) >= 4
+    });
+    let stopped = few_label_study(&extractor, &pool, &validation, &test, &settings, false)
+        .expect("an interrupted study returns Ok");
+    assert!(raiser.join().unwrap(), "SIGINT was sent");
+    assert!(stopped.interrupted);
+    assert!(
+        stopped.rows.len() < 6 && stopped.rows.len() % 3 == 0,
+        "{} rows",
+        stopped.rows.len()
+    );
+    assert!(stopped.to_html().0.contains("Interrupted"));
+    assert_eq!(sigint_action(), before, "SIGINT's previous action is back");
+    let whole = few_label_study(&extractor, &pool, &validation, &test, &settings, false).unwrap();
+    assert!(!whole.interrupted);
+    assert_eq!(whole.rows.len(), 6);
 }

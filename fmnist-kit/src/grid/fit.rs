@@ -5,11 +5,12 @@ use tch::Device;
 use super::spec::{GridPoint, GridSettings};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::train::{OptimizerKind, Trainer};
+use crate::train::{InterruptGuard, OptimizerKind, Trainer};
 
 /// One fit: a fresh `Cnn4` with the point's dropout and dense size, trained for the settings'
 /// epochs at the point's constant learning rate (no augmentation), scored on the held-out fold
-/// after its last epoch. Returns `(log loss, accuracy)`.
+/// after its last epoch. Returns `(log loss, accuracy)`, or `None` when an interrupt (SIGINT)
+/// stopped the fit: the search then stops and records nothing of it.
 pub fn fit_point(
     point: &GridPoint,
     optimizer: OptimizerKind,
@@ -17,14 +18,20 @@ pub fn fit_point(
     train: &ImageSet,
     held_out: &ImageSet,
     device: Device,
-) -> Result<(f64, f64)> {
+) -> Result<Option<(f64, f64)>> {
     let config = point.train_config(optimizer, settings);
     let mut trainer = Trainer::new(point.network(), config, device)?;
-    trainer.fit(train, held_out)?;
+    {
+        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
+        trainer.fit(train, held_out)?;
+    }
+    if trainer.interrupted_after().is_some() {
+        return Ok(None);
+    }
     let last = trainer
         .history
         .epochs
         .last()
         .ok_or_else(|| Error::param("epochs", "must be at least 1"))?;
-    Ok((last.val_loss, last.val_accuracy))
+    Ok(Some((last.val_loss, last.val_accuracy)))
 }

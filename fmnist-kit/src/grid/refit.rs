@@ -12,7 +12,7 @@ use super::search::GridSearch;
 use super::spec::GridPoint;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::train::Trainer;
+use crate::train::{InterruptGuard, Trainer};
 use crate::util::{read_json, write_json_atomic};
 
 /// Folder of the refit network inside a grid folder.
@@ -77,7 +77,8 @@ pub fn refit_best_or_saved(
 
 /// Trains the best point of `report` on all of `search`'s images (its epochs, batch size and
 /// seed, no augmentation, the last epoch kept, as in the cross-validation), scores it on `test`
-/// and writes it to `dir/refit/`. `validation` only draws the per-epoch curve.
+/// and writes it to `dir/refit/`. `validation` only draws the per-epoch curve. An interrupt
+/// (SIGINT) stops it with [`Error::Interrupted`], nothing written.
 pub fn refit_best(
     search: &GridSearch,
     report: &GridReport,
@@ -106,7 +107,19 @@ pub fn refit_best(
         point.train_config(optimizer, &search.settings),
         device,
     )?;
-    trainer.fit(&search.images, validation)?;
+    {
+        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
+        trainer.fit(&search.images, validation)?;
+    }
+    if let Some(k) = trainer.interrupted_after() {
+        return Err(Error::Interrupted {
+            what: "the refit",
+            message: format!(
+                "stopped after epoch {k} of {}; nothing was saved, and running it again trains the refit from the start",
+                trainer.config.epochs
+            ),
+        });
+    }
     let test_eval = trainer.evaluate(test)?;
     let seconds = start.elapsed().as_secs_f64();
     let out = dir.join(REFIT_DIR);

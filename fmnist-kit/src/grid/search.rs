@@ -15,6 +15,7 @@ use super::spec::{GridSettings, GridSpec};
 use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
+use crate::train::InterruptGuard;
 use crate::util::{content_hash, progress_line};
 
 /// A grid search over a set of images: the grid, its settings and what identifies it.
@@ -42,6 +43,34 @@ pub struct SearchOutcome {
     /// Record files of another search found in the folder: reported, never used.
     pub ignored: Vec<PathBuf>,
     pub seconds: f64,
+    /// An interrupt (SIGINT) stopped the run: the fits it finished are recorded (`fits_run`),
+    /// the one in flight is not, and running the search again continues with the rest.
+    pub interrupted: bool,
+}
+
+impl SearchOutcome {
+    /// The report, or why there is none yet: interrupted, or fits of other shards missing.
+    pub fn report(&self) -> Result<GridReport> {
+        if let Some(report) = &self.report {
+            return Ok(report.clone());
+        }
+        let message = if self.interrupted {
+            format!(
+                "interrupted with {} of {} fits recorded; running the search again continues with the rest",
+                self.fits_total - self.fits_missing,
+                self.fits_total
+            )
+        } else {
+            format!(
+                "{} of {} fits are not recorded yet (other shards' work)",
+                self.fits_missing, self.fits_total
+            )
+        };
+        Err(Error::NotReady {
+            what: "grid search",
+            message,
+        })
+    }
 }
 
 fn duration(seconds: f64) -> String {
@@ -145,7 +174,9 @@ impl GridSearch {
 
     /// Runs the fits of `shard` that are not recorded yet, recording each in `dir/fits/` as
     /// soon as it ends (with `dir`; in memory without). When every fit of the search is then
-    /// recorded, builds the report (and writes `dir/report.json`).
+    /// recorded, builds the report (and writes `dir/report.json`). An interrupt (SIGINT) stops
+    /// it during the fit in flight, which is not recorded; it returns `Ok` with `interrupted`
+    /// set, and running it again continues.
     pub fn run(&self, dir: Option<&Path>, shard: Shard, device: Device) -> Result<SearchOutcome> {
         let started = Instant::now();
         let points = self.spec.points();
@@ -197,7 +228,12 @@ impl GridSearch {
                 .collect::<Result<Vec<_>>>()?
         };
         let mut run_seconds = 0.0;
+        let mut fits_run = 0;
+        let interrupt = InterruptGuard::install_own()?;
         for (done, &(pi, f)) in todo.iter().enumerate() {
+            if interrupt.is_requested() {
+                break;
+            }
             let (point, optimizer) = &points[pi];
             let start = Instant::now();
             let (train, held) = &fold_sets[f];
@@ -206,12 +242,16 @@ impl GridSearch {
             let outcome = fit_point(point, *optimizer, &self.settings, train, held, device);
             let seconds = start.elapsed().as_secs_f64();
             let score = match outcome {
-                Ok((log_loss, accuracy)) if log_loss.is_finite() => FitScore::Scored {
+                Ok(None) => {
+                    interrupt.request();
+                    break;
+                }
+                Ok(Some((log_loss, accuracy))) if log_loss.is_finite() => FitScore::Scored {
                     log_loss,
                     accuracy,
                     seconds,
                 },
-                Ok((log_loss, _)) => FitScore::Diverged {
+                Ok(Some((log_loss, _))) => FitScore::Diverged {
                     reason: format!("the held-out log loss was {log_loss} after the last epoch"),
                     seconds,
                 },
@@ -229,6 +269,7 @@ impl GridSearch {
                 FitScore::Diverged { reason, .. } => format!("diverged ({reason})"),
             };
             scores[pi][f] = Some(score);
+            fits_run += 1;
             run_seconds += seconds;
             if self.settings.verbose {
                 let left = run_seconds / (done + 1) as f64 * (todo.len() - done - 1) as f64;
@@ -243,7 +284,15 @@ impl GridSearch {
                 ));
             }
         }
+        let interrupted = interrupt.is_requested();
+        drop(interrupt);
         let missing = scores.iter().flatten().filter(|s| s.is_none()).count();
+        if interrupted && self.settings.verbose {
+            progress_line(&format!(
+                "grid search interrupted: {fits_run} fit(s) trained and recorded now, {missing} of {} left; running it again continues",
+                self.fits()
+            ));
+        }
         let report = if missing == 0 {
             let rows = points
                 .iter()
@@ -263,11 +312,12 @@ impl GridSearch {
         Ok(SearchOutcome {
             report,
             fits_total: self.fits(),
-            fits_run: todo.len(),
+            fits_run,
             fits_reused: reused,
             fits_missing: missing,
             ignored,
             seconds: started.elapsed().as_secs_f64(),
+            interrupted,
         })
     }
 }
@@ -282,11 +332,5 @@ pub fn grid_search(
     device: Device,
 ) -> Result<GridReport> {
     let search = GridSearch::new(spec.clone(), settings.clone(), set.clone())?;
-    search
-        .run(None, Shard::ALL, device)?
-        .report
-        .ok_or_else(|| Error::NotReady {
-            what: "grid search",
-            message: "the search did not finish".into(),
-        })
+    search.run(None, Shard::ALL, device)?.report()
 }

@@ -32,7 +32,7 @@ pub struct InterruptGuard {
     previous_action: libc::sigaction,
     previous_owner: *mut AtomicBool,
     /// Keeps the flag alive for as long as the handler may set it.
-    _request: StopRequest,
+    request: StopRequest,
 }
 
 impl InterruptGuard {
@@ -61,9 +61,29 @@ impl InterruptGuard {
             Ok(InterruptGuard {
                 previous_action,
                 previous_owner,
-                _request: request,
+                request,
             })
         }
+    }
+}
+
+impl InterruptGuard {
+    /// Routes SIGINT to a request of the guard's own, for a call that checks it itself between
+    /// two pieces of work ([`InterruptGuard::is_requested`]).
+    pub fn install_own() -> Result<InterruptGuard> {
+        InterruptGuard::install(&StopRequest::default())
+    }
+
+    /// True once SIGINT arrived while this guard was the innermost one alive, or once
+    /// [`InterruptGuard::request`] was called.
+    pub fn is_requested(&self) -> bool {
+        self.request.is_requested()
+    }
+
+    /// Marks this guard's request as asked, e.g. when an inner call reported that it stopped at
+    /// an interrupt, so that the outer loop stops too.
+    pub fn request(&self) {
+        self.request.request()
     }
 }
 

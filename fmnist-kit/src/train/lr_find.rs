@@ -4,7 +4,8 @@
 //! stays flat (too small to move anything), then falls, then blows up; a good peak rate lies where
 //! it falls fastest ([`LrFinder::steepest`]), somewhat below the rate of the lowest loss.
 //!
-//! The sweep trains a throwaway network: the run that follows starts from fresh weights.
+//! The sweep trains a throwaway network: the run that follows starts from fresh weights. An
+//! interrupt (SIGINT) ends the sweep early; what it recorded so far is returned.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use super::config::TrainConfig;
+use super::interrupt::InterruptGuard;
 use super::schedule::LrSchedule;
 use super::trainer::Trainer;
 use crate::augment::Augmenter;
@@ -60,7 +62,7 @@ pub struct LrFinder {
     /// The loss of each step smoothed by a centred moving average over 2k + 1 steps (k = 1/30 of
     /// the steps, at least 2; fewer at both ends), which does not lag behind the rate.
     pub smoothed: Vec<f64>,
-    /// Why the sweep ended: "reached end_lr", or the loss diverged.
+    /// Why the sweep ended: "reached end_lr", the loss diverged, or an interrupt.
     pub stop_reason: String,
 }
 
@@ -93,7 +95,8 @@ impl LrFinder {
 
 /// Runs the sweep for a fresh `network` trained as `config` says (its optimiser, batch size,
 /// regularisation, augmentation and seed; its schedule, early stopping and checkpoints are not
-/// used) on shuffled batches of `train`.
+/// used) on shuffled batches of `train`. An interrupt (SIGINT, Jupyter's stop button) ends the
+/// sweep after the step it is in and returns the steps taken.
 pub fn lr_find(
     network: NetworkConfig,
     config: &TrainConfig,
@@ -149,9 +152,14 @@ pub fn lr_find(
         smoothed: Vec::new(),
         stop_reason: "reached end_lr".into(),
     };
+    let interrupt = InterruptGuard::install_own()?;
     trainer.in_training_layout(|t| {
         let (mut average, mut best) = (0.0, f64::INFINITY);
         for step in 0..find.steps {
+            if interrupt.is_requested() {
+                found.stop_reason = format!("interrupted after {step} of {} steps", find.steps);
+                break;
+            }
             let b = step % batches;
             if b == 0 {
                 order = (0..train.len() as i64).collect();
@@ -188,6 +196,7 @@ pub fn lr_find(
         }
         Ok(())
     })?;
+    drop(interrupt);
     found.smoothed = centred_average(&found.losses, (find.steps / 30).max(2));
     Ok(found)
 }

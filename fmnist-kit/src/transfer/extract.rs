@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::{
     load_trunk_weights, preprocess, to_channels_last, Backbone, Recorder, Trunk, Weights,
 };
-use crate::train::{Autocast, Precision};
+use crate::train::{Autocast, InterruptGuard, Precision};
 use crate::util::{cache_root, content_hash, progress_line, write_atomic};
 
 /// The weights a trunk holds, as recorded in results: the file and its sha256, or `random`.
@@ -158,7 +158,9 @@ impl FeatureExtractor {
         preprocess(self.backbone, images, self.image_size)
     }
 
-    /// Pooled features `[N, D]` (on the CPU) of `set`, in its order.
+    /// Pooled features `[N, D]` (on the CPU) of `set`, in its order. An interrupt (SIGINT) stops
+    /// it between two batches with [`Error::Interrupted`]: nothing is cached, and calling it
+    /// again extracts from the first image.
     pub fn extract(&self, set: &ImageSet) -> Result<Tensor> {
         if set.is_empty() {
             return Err(Error::param("set", "no image to extract features from"));
@@ -169,10 +171,19 @@ impl FeatureExtractor {
         let mut out = Vec::with_capacity((n / bs + 1) as usize);
         let start = Instant::now();
         let mut last_print = Instant::now();
+        let interrupt = InterruptGuard::install_own()?;
         tch::no_grad(|| -> Result<()> {
             let _autocast = Autocast::enter(self.device, self.bf16);
             let mut i = 0;
             while i < n {
+                if interrupt.is_requested() {
+                    return Err(Error::Interrupted {
+                        what: "feature extraction",
+                        message: format!(
+                            "stopped after {i} of {n} images; nothing was cached, and running it again extracts them from the first"
+                        ),
+                    });
+                }
                 if self.progress_seconds > 0.0
                     && i > 0
                     && last_print.elapsed().as_secs_f64() >= self.progress_seconds

@@ -17,7 +17,7 @@ use crate::display::Html;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, NetworkConfig, TransferConfig};
 pub use crate::profile::FewLabelSettings;
-use crate::train::{Recipe, TrainConfig, Trainer};
+use crate::train::{InterruptGuard, Recipe, TrainConfig, Trainer};
 use crate::util::progress_line;
 
 /// How the network was trained.
@@ -67,6 +67,8 @@ pub struct FewLabelStudy {
     pub settings: FewLabelSettings,
     pub rows: Vec<FewLabelRow>,
     pub seconds: f64,
+    /// An interrupt (SIGINT) stopped the study: `rows` holds the sizes and seeds it finished.
+    pub interrupted: bool,
 }
 
 impl FewLabelStudy {
@@ -122,6 +124,13 @@ impl FewLabelStudy {
             h.push_str("</tr>");
         }
         h.push_str("</tbody></table>");
+        if self.interrupted {
+            h.push_str(&format!(
+                "<p>Interrupted: {} of {} runs finished.</p>",
+                self.rows.len(),
+                3 * self.settings.per_class.len() * self.settings.seeds.len()
+            ));
+        }
         Html(h)
     }
 }
@@ -150,7 +159,9 @@ pub fn labelled_subset(pool: &ImageSet, per_class: usize, seed: u64) -> Result<I
 
 /// Runs the study: for every size and seed, the three methods on the same labelled images,
 /// scored on the same test images. `pool` is where labelled images are drawn from (the 80/20
-/// training split), `validation` and `test` the profile's.
+/// training split), `validation` and `test` the profile's. An interrupt (SIGINT) stops it during
+/// the run it is in; the study returned then holds the sizes and seeds finished before it
+/// (`interrupted` set), and calling it again runs them all.
 pub fn few_label_study(
     extractor: &FeatureExtractor,
     pool: &ImageSet,
@@ -168,8 +179,57 @@ pub fn few_label_study(
     let started = Instant::now();
     let validation = validation.first(settings.validation_images.min(validation.len()));
     let test = test.first(settings.test_images.min(test.len()));
-    let val_features = extractor.extract_cached(&validation)?.features;
-    let test_features = extractor.extract_cached(&test)?.features;
+    let interrupt = InterruptGuard::install_own()?;
+    let mut rows = Vec::new();
+    let ran = study_rows(
+        extractor,
+        pool,
+        (&validation, &test),
+        settings,
+        verbose,
+        &interrupt,
+        &mut rows,
+    );
+    match ran {
+        Ok(()) => {}
+        Err(Error::Interrupted { .. }) => interrupt.request(),
+        Err(e) => return Err(e),
+    }
+    let interrupted = interrupt.is_requested();
+    if verbose && interrupted {
+        progress_line(&format!(
+            "few-label study interrupted: {} of {} runs finished; running it again runs them all",
+            rows.len(),
+            3 * settings.per_class.len() * settings.seeds.len()
+        ));
+    }
+    Ok(FewLabelStudy {
+        backbone: extractor.backbone,
+        image_size: extractor.image_size,
+        settings: settings.clone(),
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted,
+    })
+}
+
+/// The study's runs, each size and seed's three pushed onto `rows` once all three are done;
+/// [`Error::Interrupted`] when `interrupt` was asked or a fit inside stopped at it.
+fn study_rows(
+    extractor: &FeatureExtractor,
+    pool: &ImageSet,
+    (validation, test): (&ImageSet, &ImageSet),
+    settings: &FewLabelSettings,
+    verbose: bool,
+    interrupt: &InterruptGuard,
+    rows: &mut Vec<FewLabelRow>,
+) -> Result<()> {
+    let stopped = || Error::Interrupted {
+        what: "the few-label study",
+        message: "stopped during a run".into(),
+    };
+    let val_features = extractor.extract_cached(validation)?.features;
+    let test_features = extractor.extract_cached(test)?.features;
     let (val_labels, test_labels) = (validation.labels_tensor(), test.labels_tensor());
     let backbone = extractor.backbone;
     let frozen_config = TransferConfig {
@@ -177,9 +237,11 @@ pub fn few_label_study(
         trunk_train_mode: false,
         ..Default::default()
     };
-    let mut rows = Vec::new();
     for &k in &settings.per_class {
         for &seed in &settings.seeds {
+            if interrupt.is_requested() {
+                return Err(stopped());
+            }
             let labelled = labelled_subset(pool, k, seed)?;
             // Small sets are repeated into epochs of at least 1,000 images (each repetition
             // augmented anew), so that validation runs every ~30 steps rather than every 4.
@@ -226,8 +288,10 @@ pub fn few_label_study(
                     Ok(())
                 },
             )?;
-            t.fit(&repeated, &validation)?;
-            let fine = t.evaluate(&test)?.accuracy;
+            if fit_stopped(&mut t, &repeated, validation)? {
+                return Err(stopped());
+            }
+            let fine = t.evaluate(test)?.accuracy;
             let fine_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::FineTuned, fine, fine_seconds);
             // From scratch: the same network, random weights, everything trained.
@@ -243,8 +307,10 @@ pub fn few_label_study(
                 Recipe::Tuned.scratch_config(backbone, epochs, settings.batch_size, seed),
                 extractor.device,
             )?;
-            t.fit(&repeated, &validation)?;
-            let scratch = t.evaluate(&test)?.accuracy;
+            if fit_stopped(&mut t, &repeated, validation)? {
+                return Err(stopped());
+            }
+            let scratch = t.evaluate(test)?.accuracy;
             let scratch_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::Scratch, scratch, scratch_seconds);
             rows.push(FewLabelRow {
@@ -270,13 +336,14 @@ pub fn few_label_study(
             });
         }
     }
-    Ok(FewLabelStudy {
-        backbone,
-        image_size: extractor.image_size,
-        settings: settings.clone(),
-        rows,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(())
+}
+
+/// Fits `t` with SIGINT routed to it; true when an interrupt stopped the fit.
+fn fit_stopped(t: &mut Trainer, train: &ImageSet, validation: &ImageSet) -> Result<bool> {
+    let _interrupt = InterruptGuard::install(&t.stop_request())?;
+    t.fit(train, validation)?;
+    Ok(t.interrupted_after().is_some())
 }
 
 /// `set` repeated (whole copies) until it holds at least `n` images.

@@ -499,7 +499,19 @@ pub(crate) fn train_head(
         train.0.device(),
     )?;
     let start = Instant::now();
-    trainer.fit_tensors(train.0, train.1, validation.0, validation.1)?;
+    {
+        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
+        trainer.fit_tensors(train.0, train.1, validation.0, validation.1)?;
+    }
+    if let Some(k) = trainer.interrupted_after() {
+        return Err(Error::Interrupted {
+            what: "the head's training",
+            message: format!(
+                "stopped after epoch {k} of {}; it takes seconds, and running it again trains it from the start",
+                trainer.config.epochs
+            ),
+        });
+    }
     let seconds = start.elapsed().as_secs_f64();
     let history = trainer.history.clone();
     Ok((trainer.into_network(), history, seconds))

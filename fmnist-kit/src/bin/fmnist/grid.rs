@@ -70,15 +70,24 @@ pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
         "fits_total": outcome.fits_total, "fits_run": outcome.fits_run,
         "fits_reused": outcome.fits_reused, "fits_missing": outcome.fits_missing,
         "ignored_records": outcome.ignored, "seconds": outcome.seconds,
+        "interrupted": outcome.interrupted,
     });
     let Some(report) = outcome.report else {
         if a.json {
             return print_json(&v);
         }
-        println!(
-            "{} of {} fits still missing (other shards'); rerun without --shard, or with --merge, once they are done",
-            outcome.fits_missing, outcome.fits_total
-        );
+        if outcome.interrupted {
+            println!(
+                "interrupted: {} of {} fits recorded; run the same command again to continue",
+                outcome.fits_total - outcome.fits_missing,
+                outcome.fits_total
+            );
+        } else {
+            println!(
+                "{} of {} fits still missing (other shards'); rerun without --shard, or with --merge, once they are done",
+                outcome.fits_missing, outcome.fits_total
+            );
+        }
         return Ok(());
     };
     let best = report
