@@ -11,7 +11,11 @@ sessions over the REST API, cells over the kernel's websocket, interrupts by POS
 6. notebook 02 itself, quick profile, as a user runs it in JupyterLab: its training cell interrupted after the
    first epoch, then its curves, test accuracy and check cells; the training cell run again continues with
    epoch 2 and finishes; in a new kernel (as after a restart), running it from the top reads the finished
-   run back.
+   run back;
+7. notebook 04 itself, quick profile: its fine-tuning cell (stage 2) interrupted after the first epoch, then its
+   curves cell, then the fine-tuning cell run again continues with epoch 2 and finishes. (Its later cells, the
+   network from scratch, the few-label study and t-SNE, use none of the fine-tuning's variables and are left to
+   run_notebooks.py, for time.)
 
     python tests/lab_interrupt.py        # make test runs this
 
@@ -150,15 +154,20 @@ def main():
     if lab.leftover:
         raise Failure(lab.leftover)
     notebook_02(lines)
+    notebook_04(lines)
     for line in lines:
         print(f"ok     {line}")
     return 0
 
 
+def code_cells(name):
+    nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
 def notebook_02(lines):
     """Scenario 6: notebook 02's own cells, quick profile, its artifacts in a temporary folder."""
-    nb = json.loads((ROOT / "notebooks" / "02-training-cnn.ipynb").read_text(encoding="utf-8"))
-    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    cells = code_cells("02-training-cnn.ipynb")
     train = next(i for i, c in enumerate(cells) if "run.fit()" in c)
     prepare = next(i for i, c in enumerate(cells) if "TrainingRun::prepare" in c)
     with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
@@ -210,6 +219,54 @@ def notebook_02(lines):
                                  + next(l for l in said.splitlines() if "read back" in l).strip()[:160])
                     ws.close()
                     lab.api("DELETE", f"/api/sessions/{fresh['id']}")
+
+                asyncio.run(scenario())
+        finally:
+            os.environ.pop("FMNIST_ARTIFACTS", None)
+        if lab.leftover:
+            raise Failure(lab.leftover)
+
+
+def notebook_04(lines):
+    """Scenario 7: notebook 04's cells up to its fine-tuning and curves, quick profile, its artifacts in a temporary
+    folder (the trunk's features come from the feature cache once extracted)."""
+    cells = code_cells("04-transfer-learning.ipynb")
+    tune = next(i for i, c in enumerate(cells) if "run.stage_two()" in c)
+    curves = tune + 1
+    if "run.trainer" not in cells[curves]:
+        raise Failure(f"notebook 04's cell after the fine-tuning is not its curves: {cells[curves][:200]}")
+    with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
+        os.environ["FMNIST_ARTIFACTS"] = artifacts
+        lab = LabServer(8920, log_name="lab-notebook04.log", profile="quick")
+        try:
+            with lab:
+                s = lab.api("POST", "/api/sessions", {"path": "interrupt-test-04.ipynb", "type": "notebook", "name": "",
+                                                       "kernel": {"name": "fmnist-kit"}}, timeout=60)
+                kernel = s["kernel"]["id"]
+
+                async def scenario():
+                    ws, session = await connect(lab, kernel), uuid.uuid4().hex
+                    for i in range(tune):
+                        clean(f"04 cell {i}", await execute(ws, session, f"04 cell {i}", cells[i], 1800))
+                    r, seconds = await run_interrupted(lab, ws, session, kernel, "04 fine-tuning", cells[tune],
+                                                       r"epoch\s+1/\d+\s+train loss", 1800)
+                    clean("04 fine-tuning", r)
+                    if "running stage 2 again continues" not in r["stdout"] + r["stderr"]:
+                        raise Failure(f"notebook 04's fine-tuning cell did not report the interrupt: {r['stdout'][-600:]}")
+                    said = r["stdout"].strip().splitlines()[-1]
+                    clean("04 curves", await execute(ws, session, "04 curves", cells[curves], 300))
+                    lines.append(f"notebook 04 (quick): fine-tuning interrupted after epoch 1 returned in {seconds:.1f} s "
+                                 f"({said}); its curves cell ran")
+                    r = clean("04 fine-tuning again", await execute(ws, session, "04 fine-tuning again", cells[tune], 1800))
+                    out = r["stdout"] + r["stderr"]
+                    first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", out)
+                    if not first or first.group(1) != "2" or "stage 2 continues after epoch 1" not in out:
+                        raise Failure(f"running the fine-tuning cell again did not continue with epoch 2: {out[-800:]}")
+                    clean("04 curves again", await execute(ws, session, "04 curves again", cells[curves], 300))
+                    lines.append(f"notebook 04: the fine-tuning cell run again continued with epoch 2 of {first.group(2)} "
+                                 f"and finished ({r['stdout'].strip().splitlines()[-1]})")
+                    ws.close()
+                    lab.api("DELETE", f"/api/sessions/{s['id']}")
 
                 asyncio.run(scenario())
         finally:
