@@ -65,9 +65,7 @@ impl InterruptGuard {
             })
         }
     }
-}
 
-impl InterruptGuard {
     /// Routes SIGINT to a request of the guard's own, for a call that checks it itself between
     /// two pieces of work ([`InterruptGuard::is_requested`]).
     pub fn install_own() -> Result<InterruptGuard> {
