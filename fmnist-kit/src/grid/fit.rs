@@ -5,7 +5,7 @@ use tch::Device;
 use super::spec::{GridPoint, GridSettings};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::train::{InterruptGuard, OptimizerKind, Trainer};
+use crate::train::{fit_interruptibly, OptimizerKind, Trainer};
 
 /// One fit: a fresh `Cnn4` with the point's dropout and dense size, trained for the settings'
 /// epochs at the point's constant learning rate (no augmentation), scored on the held-out fold
@@ -21,11 +21,7 @@ pub fn fit_point(
 ) -> Result<Option<(f64, f64)>> {
     let config = point.train_config(optimizer, settings);
     let mut trainer = Trainer::new(point.network(), config, device)?;
-    {
-        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
-        trainer.fit(train, held_out)?;
-    }
-    if trainer.interrupted_after().is_some() {
+    if fit_interruptibly(&mut trainer, |t| t.fit(train, held_out).map(|_| ()))?.is_some() {
         return Ok(None);
     }
     let last = trainer

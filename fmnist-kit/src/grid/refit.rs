@@ -12,7 +12,7 @@ use super::search::GridSearch;
 use super::spec::GridPoint;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::train::{InterruptGuard, Trainer};
+use crate::train::{fit_interruptibly, Trainer};
 use crate::util::{read_json, write_json_atomic};
 
 /// Folder of the refit network inside a grid folder.
@@ -107,11 +107,9 @@ pub fn refit_best(
         point.train_config(optimizer, &search.settings),
         device,
     )?;
-    {
-        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
-        trainer.fit(&search.images, validation)?;
-    }
-    if let Some(k) = trainer.interrupted_after() {
+    if let Some(k) = fit_interruptibly(&mut trainer, |t| {
+        t.fit(&search.images, validation).map(|_| ())
+    })? {
         return Err(Error::Interrupted {
             what: "the refit",
             message: format!(

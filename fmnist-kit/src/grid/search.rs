@@ -49,6 +49,11 @@ pub struct SearchOutcome {
 }
 
 impl SearchOutcome {
+    /// Fits of the search recorded so far, by this run or earlier ones.
+    pub fn fits_recorded(&self) -> usize {
+        self.fits_total - self.fits_missing
+    }
+
     /// The report, or why there is none yet: interrupted, or fits of other shards missing.
     pub fn report(&self) -> Result<GridReport> {
         if let Some(report) = &self.report {
@@ -57,7 +62,7 @@ impl SearchOutcome {
         let message = if self.interrupted {
             format!(
                 "interrupted with {} of {} fits recorded; running the search again continues with the rest",
-                self.fits_total - self.fits_missing,
+                self.fits_recorded(),
                 self.fits_total
             )
         } else {

@@ -13,6 +13,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use super::callback::StopRequest;
+use super::trainer::Trainer;
 use crate::error::{Error, Result};
 
 /// The flag the handler sets: the one of the innermost live guard's request (null: none).
@@ -83,6 +84,18 @@ impl InterruptGuard {
     pub fn request(&self) {
         self.request.request()
     }
+}
+
+/// Runs `fit` (a `fit` or `fit_tensors` of `trainer`) with SIGINT routed to the trainer's stop
+/// request, so that an interrupt rolls it back to its last finished epoch. Returns the epochs
+/// done when an interrupt stopped it, `None` when it ran to its end.
+pub(crate) fn fit_interruptibly(
+    trainer: &mut Trainer,
+    fit: impl FnOnce(&mut Trainer) -> Result<()>,
+) -> Result<Option<usize>> {
+    let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
+    fit(trainer)?;
+    Ok(trainer.interrupted_after())
 }
 
 impl Drop for InterruptGuard {

@@ -41,6 +41,7 @@ pub use callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext,
 pub use checkpoint::{CheckpointDir, EpochRecord, History, LoopState, NetworkFile, RunResult};
 pub use config::{OptimizerKind, TrainConfig};
 pub use device::best_device;
+pub(crate) use interrupt::fit_interruptibly;
 pub use interrupt::InterruptGuard;
 pub use lr_find::{lr_find, LrFindConfig, LrFinder};
 pub use network::{Evaluation, TrainedNetwork};

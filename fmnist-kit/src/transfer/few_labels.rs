@@ -17,7 +17,7 @@ use crate::display::Html;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, NetworkConfig, TransferConfig};
 pub use crate::profile::FewLabelSettings;
-use crate::train::{InterruptGuard, Recipe, TrainConfig, Trainer};
+use crate::train::{fit_interruptibly, InterruptGuard, Recipe, TrainConfig, Trainer};
 use crate::util::progress_line;
 
 /// How the network was trained.
@@ -288,7 +288,7 @@ fn study_rows(
                     Ok(())
                 },
             )?;
-            if fit_stopped(&mut t, &repeated, validation)? {
+            if fit_interruptibly(&mut t, |t| t.fit(&repeated, validation).map(|_| ()))?.is_some() {
                 return Err(stopped());
             }
             let fine = t.evaluate(test)?.accuracy;
@@ -307,7 +307,7 @@ fn study_rows(
                 Recipe::Tuned.scratch_config(backbone, epochs, settings.batch_size, seed),
                 extractor.device,
             )?;
-            if fit_stopped(&mut t, &repeated, validation)? {
+            if fit_interruptibly(&mut t, |t| t.fit(&repeated, validation).map(|_| ()))?.is_some() {
                 return Err(stopped());
             }
             let scratch = t.evaluate(test)?.accuracy;
@@ -337,13 +337,6 @@ fn study_rows(
         }
     }
     Ok(())
-}
-
-/// Fits `t` with SIGINT routed to it; true when an interrupt stopped the fit.
-fn fit_stopped(t: &mut Trainer, train: &ImageSet, validation: &ImageSet) -> Result<bool> {
-    let _interrupt = InterruptGuard::install(&t.stop_request())?;
-    t.fit(train, validation)?;
-    Ok(t.interrupted_after().is_some())
 }
 
 /// `set` repeated (whole copies) until it holds at least `n` images.

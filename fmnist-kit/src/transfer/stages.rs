@@ -16,8 +16,8 @@ use crate::models::{Backbone, ModelKind, NetworkConfig, TransferConfig, Weights}
 use crate::profile::{Profile, ProfileSets};
 use crate::run::RunOptions;
 use crate::train::{
-    Callback, CheckpointDir, Evaluation, History, InterruptGuard, Precision, Recipe, RunResult,
-    TrainConfig, TrainedNetwork, Trainer,
+    fit_interruptibly, Callback, CheckpointDir, Evaluation, History, InterruptGuard, Precision,
+    Recipe, RunResult, TrainConfig, TrainedNetwork, Trainer,
 };
 use crate::util::{content_hash, json_key, progress_line, read_json, write_json_atomic};
 
@@ -499,11 +499,10 @@ pub(crate) fn train_head(
         train.0.device(),
     )?;
     let start = Instant::now();
-    {
-        let _interrupt = InterruptGuard::install(&trainer.stop_request())?;
-        trainer.fit_tensors(train.0, train.1, validation.0, validation.1)?;
-    }
-    if let Some(k) = trainer.interrupted_after() {
+    if let Some(k) = fit_interruptibly(&mut trainer, |t| {
+        t.fit_tensors(train.0, train.1, validation.0, validation.1)
+            .map(|_| ())
+    })? {
         return Err(Error::Interrupted {
             what: "the head's training",
             message: format!(

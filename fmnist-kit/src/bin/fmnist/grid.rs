@@ -79,7 +79,7 @@ pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
         if outcome.interrupted {
             println!(
                 "interrupted: {} of {} fits recorded; run the same command again to continue",
-                outcome.fits_total - outcome.fits_missing,
+                outcome.fits_recorded(),
                 outcome.fits_total
             );
         } else {
