@@ -22,6 +22,7 @@ sessions over the REST API, cells over the kernel's websocket, interrupts by POS
 Exits 0 when everything holds, 1 otherwise (with what failed).
 """
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -165,66 +166,73 @@ def code_cells(name):
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
+@contextlib.contextmanager
+def quick_lab(port, log_name, path):
+    """JupyterLab in the quick profile, its artifacts in a temporary folder, with one notebook session open:
+    yields the server and the session."""
+    with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
+        os.environ["FMNIST_ARTIFACTS"] = artifacts
+        lab = LabServer(port, log_name=log_name, profile="quick")
+        try:
+            with lab:
+                yield lab, lab.api("POST", "/api/sessions", {"path": path, "type": "notebook", "name": "",
+                                                            "kernel": {"name": "fmnist-kit"}}, timeout=60)
+        finally:
+            os.environ.pop("FMNIST_ARTIFACTS", None)
+        if lab.leftover:
+            raise Failure(lab.leftover)
+
+
 def notebook_02(lines):
     """Scenario 6: notebook 02's own cells, quick profile, its artifacts in a temporary folder."""
     cells = code_cells("02-training-cnn.ipynb")
     train = next(i for i, c in enumerate(cells) if "run.fit()" in c)
     prepare = next(i for i, c in enumerate(cells) if "TrainingRun::prepare" in c)
-    with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
-        os.environ["FMNIST_ARTIFACTS"] = artifacts
-        lab = LabServer(8910, log_name="lab-notebook02.log", profile="quick")
-        try:
-            with lab:
-                s = lab.api("POST", "/api/sessions", {"path": "interrupt-test-02.ipynb", "type": "notebook", "name": "",
-                                                       "kernel": {"name": "fmnist-kit"}}, timeout=60)
-                kernel = s["kernel"]["id"]
+    with quick_lab(8910, "lab-notebook02.log", "interrupt-test-02.ipynb") as (lab, s):
+        kernel = s["kernel"]["id"]
 
-                async def scenario():
-                    ws, session = await connect(lab, kernel), uuid.uuid4().hex
-                    for i in range(train):
-                        clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 900))
-                    r, seconds = await run_interrupted(lab, ws, session, kernel, "02 training", cells[train],
-                                                       r"epoch\s+1/\d+\s+train loss", 900)
-                    clean("02 training", r)
-                    if "interrupted after" not in r["stdout"]:
-                        raise Failure(f"notebook 02's training cell did not report the interrupt: {r['stdout'][-600:]}")
-                    for i in range(train + 1, len(cells)):
-                        r = clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 600))
-                    summary = r["stdout"].strip().splitlines()[-1]
-                    lines.append(f"notebook 02 (quick): training interrupted after epoch 1 returned in {seconds:.1f} s; "
-                                 f"curves, test accuracy and the check cell ran: {summary}")
-                    r = clean("02 training again", await execute(ws, session, "02 training again", cells[train], 1200))
-                    first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", r["stdout"])
-                    if not first or first.group(1) != "2" or "completed" not in r["stdout"]:
-                        raise Failure(f"running the training cell again did not continue with epoch 2: {r['stdout'][-800:]}")
-                    lines.append(f"notebook 02: the training cell run again continued with epoch 2 of {first.group(2)} "
-                                 f"and finished ({r['stdout'].strip().splitlines()[-1]})")
-                    ws.close()
-                    # A new kernel process, as after a restart: every variable is gone, the checkpoint
-                    # folder stays. (A new session rather than POST .../restart: evcxr 0.22's zeromq
-                    # sockets sometimes reset on a restart and the server then restarts it once more.)
-                    lab.api("DELETE", f"/api/sessions/{s['id']}")
-                    fresh = lab.api("POST", "/api/sessions", {"path": "interrupt-test-02-again.ipynb", "type": "notebook",
-                                                               "name": "", "kernel": {"name": "fmnist-kit"}}, timeout=60)
-                    ws, session = await connect(lab, fresh["kernel"]["id"]), uuid.uuid4().hex
-                    for i in range(train + 1):
-                        r = clean(f"02 cell {i} after a restart",
-                                  await execute(ws, session, f"02 cell {i} after a restart", cells[i], 900))
-                        if i == prepare:
-                            said = r["stdout"]
-                    if "read back" not in said or re.search(r"epoch\s+\d+/\d+\s+train loss", r["stdout"]):
-                        raise Failure(f"after a restart notebook 02 did not read its finished run back: {said[-600:]}"
-                                      f"{r['stdout'][-400:]}")
-                    lines.append("notebook 02 in a new kernel, run from the top: "
-                                 + next(l for l in said.splitlines() if "read back" in l).strip()[:160])
-                    ws.close()
-                    lab.api("DELETE", f"/api/sessions/{fresh['id']}")
+        async def scenario():
+            ws, session = await connect(lab, kernel), uuid.uuid4().hex
+            for i in range(train):
+                clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 900))
+            r, seconds = await run_interrupted(lab, ws, session, kernel, "02 training", cells[train],
+                                               r"epoch\s+1/\d+\s+train loss", 900)
+            clean("02 training", r)
+            if "interrupted after" not in r["stdout"]:
+                raise Failure(f"notebook 02's training cell did not report the interrupt: {r['stdout'][-600:]}")
+            for i in range(train + 1, len(cells)):
+                r = clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 600))
+            summary = r["stdout"].strip().splitlines()[-1]
+            lines.append(f"notebook 02 (quick): training interrupted after epoch 1 returned in {seconds:.1f} s; "
+                         f"curves, test accuracy and the check cell ran: {summary}")
+            r = clean("02 training again", await execute(ws, session, "02 training again", cells[train], 1200))
+            first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", r["stdout"])
+            if not first or first.group(1) != "2" or "completed" not in r["stdout"]:
+                raise Failure(f"running the training cell again did not continue with epoch 2: {r['stdout'][-800:]}")
+            lines.append(f"notebook 02: the training cell run again continued with epoch 2 of {first.group(2)} "
+                         f"and finished ({r['stdout'].strip().splitlines()[-1]})")
+            ws.close()
+            # A new kernel process, as after a restart: every variable is gone, the checkpoint
+            # folder stays. (A new session rather than POST .../restart: evcxr 0.22's zeromq
+            # sockets sometimes reset on a restart and the server then restarts it once more.)
+            lab.api("DELETE", f"/api/sessions/{s['id']}")
+            fresh = lab.api("POST", "/api/sessions", {"path": "interrupt-test-02-again.ipynb", "type": "notebook",
+                                                       "name": "", "kernel": {"name": "fmnist-kit"}}, timeout=60)
+            ws, session = await connect(lab, fresh["kernel"]["id"]), uuid.uuid4().hex
+            for i in range(train + 1):
+                r = clean(f"02 cell {i} after a restart",
+                          await execute(ws, session, f"02 cell {i} after a restart", cells[i], 900))
+                if i == prepare:
+                    said = r["stdout"]
+            if "read back" not in said or re.search(r"epoch\s+\d+/\d+\s+train loss", r["stdout"]):
+                raise Failure(f"after a restart notebook 02 did not read its finished run back: {said[-600:]}"
+                              f"{r['stdout'][-400:]}")
+            lines.append("notebook 02 in a new kernel, run from the top: "
+                         + next(l for l in said.splitlines() if "read back" in l).strip()[:160])
+            ws.close()
+            lab.api("DELETE", f"/api/sessions/{fresh['id']}")
 
-                asyncio.run(scenario())
-        finally:
-            os.environ.pop("FMNIST_ARTIFACTS", None)
-        if lab.leftover:
-            raise Failure(lab.leftover)
+        asyncio.run(scenario())
 
 
 def notebook_04(lines):
@@ -235,44 +243,34 @@ def notebook_04(lines):
     curves = tune + 1
     if "run.trainer" not in cells[curves]:
         raise Failure(f"notebook 04's cell after the fine-tuning is not its curves: {cells[curves][:200]}")
-    with tempfile.TemporaryDirectory(prefix="fmnist-interrupt-artifacts-") as artifacts:
-        os.environ["FMNIST_ARTIFACTS"] = artifacts
-        lab = LabServer(8920, log_name="lab-notebook04.log", profile="quick")
-        try:
-            with lab:
-                s = lab.api("POST", "/api/sessions", {"path": "interrupt-test-04.ipynb", "type": "notebook", "name": "",
-                                                       "kernel": {"name": "fmnist-kit"}}, timeout=60)
-                kernel = s["kernel"]["id"]
+    with quick_lab(8920, "lab-notebook04.log", "interrupt-test-04.ipynb") as (lab, s):
+        kernel = s["kernel"]["id"]
 
-                async def scenario():
-                    ws, session = await connect(lab, kernel), uuid.uuid4().hex
-                    for i in range(tune):
-                        clean(f"04 cell {i}", await execute(ws, session, f"04 cell {i}", cells[i], 1800))
-                    r, seconds = await run_interrupted(lab, ws, session, kernel, "04 fine-tuning", cells[tune],
-                                                       r"epoch\s+1/\d+\s+train loss", 1800)
-                    clean("04 fine-tuning", r)
-                    if "running stage 2 again continues" not in r["stdout"] + r["stderr"]:
-                        raise Failure(f"notebook 04's fine-tuning cell did not report the interrupt: {r['stdout'][-600:]}")
-                    said = r["stdout"].strip().splitlines()[-1]
-                    clean("04 curves", await execute(ws, session, "04 curves", cells[curves], 300))
-                    lines.append(f"notebook 04 (quick): fine-tuning interrupted after epoch 1 returned in {seconds:.1f} s "
-                                 f"({said}); its curves cell ran")
-                    r = clean("04 fine-tuning again", await execute(ws, session, "04 fine-tuning again", cells[tune], 1800))
-                    out = r["stdout"] + r["stderr"]
-                    first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", out)
-                    if not first or first.group(1) != "2" or "stage 2 continues after epoch 1" not in out:
-                        raise Failure(f"running the fine-tuning cell again did not continue with epoch 2: {out[-800:]}")
-                    clean("04 curves again", await execute(ws, session, "04 curves again", cells[curves], 300))
-                    lines.append(f"notebook 04: the fine-tuning cell run again continued with epoch 2 of {first.group(2)} "
-                                 f"and finished ({r['stdout'].strip().splitlines()[-1]})")
-                    ws.close()
-                    lab.api("DELETE", f"/api/sessions/{s['id']}")
+        async def scenario():
+            ws, session = await connect(lab, kernel), uuid.uuid4().hex
+            for i in range(tune):
+                clean(f"04 cell {i}", await execute(ws, session, f"04 cell {i}", cells[i], 1800))
+            r, seconds = await run_interrupted(lab, ws, session, kernel, "04 fine-tuning", cells[tune],
+                                               r"epoch\s+1/\d+\s+train loss", 1800)
+            clean("04 fine-tuning", r)
+            if "running stage 2 again continues" not in r["stdout"] + r["stderr"]:
+                raise Failure(f"notebook 04's fine-tuning cell did not report the interrupt: {r['stdout'][-600:]}")
+            said = r["stdout"].strip().splitlines()[-1]
+            clean("04 curves", await execute(ws, session, "04 curves", cells[curves], 300))
+            lines.append(f"notebook 04 (quick): fine-tuning interrupted after epoch 1 returned in {seconds:.1f} s "
+                         f"({said}); its curves cell ran")
+            r = clean("04 fine-tuning again", await execute(ws, session, "04 fine-tuning again", cells[tune], 1800))
+            out = r["stdout"] + r["stderr"]
+            first = re.search(r"epoch\s+(\d+)/(\d+)\s+train loss", out)
+            if not first or first.group(1) != "2" or "stage 2 continues after epoch 1" not in out:
+                raise Failure(f"running the fine-tuning cell again did not continue with epoch 2: {out[-800:]}")
+            clean("04 curves again", await execute(ws, session, "04 curves again", cells[curves], 300))
+            lines.append(f"notebook 04: the fine-tuning cell run again continued with epoch 2 of {first.group(2)} "
+                         f"and finished ({r['stdout'].strip().splitlines()[-1]})")
+            ws.close()
+            lab.api("DELETE", f"/api/sessions/{s['id']}")
 
-                asyncio.run(scenario())
-        finally:
-            os.environ.pop("FMNIST_ARTIFACTS", None)
-        if lab.leftover:
-            raise Failure(lab.leftover)
+        asyncio.run(scenario())
 
 
 if __name__ == "__main__":
