@@ -238,6 +238,36 @@ fn an_interrupted_fine_tuning_continues_in_the_same_run_as_an_uninterrupted_one(
     assert_eq!(losses(a), losses(b), "the same epochs, bit for bit");
 }
 
+/// SIGINT while an inner guard lives reaches the guard around it too, once the inner one ends,
+/// so that a loop whose inner call had passed its last check still stops; a guard that saw no
+/// interrupt leaves the outer one alone.
+#[test]
+fn an_interrupt_inside_an_inner_guard_reaches_the_outer_one() {
+    use fmnist_kit::train::{InterruptGuard, StopRequest};
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let before = sigint_action();
+    {
+        let outer = InterruptGuard::install_own().expect("outer guard");
+        {
+            let _quiet = InterruptGuard::install_own().expect("inner guard");
+        }
+        assert!(!outer.is_requested(), "no interrupt, no request");
+        let inner_request = StopRequest::default();
+        {
+            let _inner = InterruptGuard::install(&inner_request).expect("inner guard");
+            // SAFETY: raising a signal; the inner guard's handler only sets a flag.
+            unsafe { libc::raise(libc::SIGINT) };
+            assert!(inner_request.is_requested(), "the innermost guard got it");
+            assert!(
+                !outer.is_requested(),
+                "the outer one only once the inner one ends"
+            );
+        }
+        assert!(outer.is_requested(), "the outer guard got it too");
+    }
+    assert_eq!(sigint_action(), before, "SIGINT's previous action is back");
+}
+
 /// Sends SIGINT to this process once `ready()` holds and a guard's handler has replaced
 /// `before` (so that the signal never meets SIGINT's default action, which ends the process).
 fn raise_when(

@@ -8,9 +8,14 @@
 //! action, so a loop of one's own still stops at the first interrupt. In evcxr every cell is its
 //! own library with its own copy of the kit, so nothing here keeps state between calls: the
 //! handler only sets the flag of the request whose guard is the innermost one alive.
+//!
+//! An interrupt is for every call in the chain, not only the innermost: a guard that is dropped
+//! after SIGINT arrived during its life sets the flag of the guard around it. Without that, an
+//! interrupt that reaches an inner call after its last check (a feature extraction writing its
+//! cache, a fit past its last batch) would be lost, and the loop around it would go on.
 
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::callback::StopRequest;
 use super::trainer::Trainer;
@@ -19,8 +24,12 @@ use crate::error::{Error, Result};
 /// The flag the handler sets: the one of the innermost live guard's request (null: none).
 static OWNER: AtomicPtr<AtomicBool> = AtomicPtr::new(ptr::null_mut());
 
+/// How many times the handler ran; a guard compares it at its end with its value at its start.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
 extern "C" fn on_interrupt(_signal: libc::c_int) {
-    // Only an atomic store: all a signal handler may safely do here.
+    // Only atomic operations: all a signal handler may safely do here.
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
     let flag = OWNER.load(Ordering::SeqCst);
     if !flag.is_null() {
         // SAFETY: a non-null OWNER points into the request a live guard holds (see `Drop`).
@@ -32,6 +41,8 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
 pub struct InterruptGuard {
     previous_action: libc::sigaction,
     previous_owner: *mut AtomicBool,
+    /// [`INTERRUPTS`] when the guard was installed.
+    interrupts_at_start: usize,
     /// Keeps the flag alive for as long as the handler may set it.
     request: StopRequest,
 }
@@ -40,6 +51,7 @@ impl InterruptGuard {
     /// Routes SIGINT to `request` until the guard is dropped.
     pub fn install(request: &StopRequest) -> Result<InterruptGuard> {
         let request = request.clone();
+        let interrupts_at_start = INTERRUPTS.load(Ordering::SeqCst);
         let previous_owner = OWNER.swap(request.flag_ptr(), Ordering::SeqCst);
         // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only stores to an
         // atomic.
@@ -62,6 +74,7 @@ impl InterruptGuard {
             Ok(InterruptGuard {
                 previous_action,
                 previous_owner,
+                interrupts_at_start,
                 request,
             })
         }
@@ -105,6 +118,13 @@ impl Drop for InterruptGuard {
             libc::sigaction(libc::SIGINT, &self.previous_action, ptr::null_mut());
         }
         OWNER.store(self.previous_owner, Ordering::SeqCst);
+        if INTERRUPTS.load(Ordering::SeqCst) != self.interrupts_at_start
+            && !self.previous_owner.is_null()
+        {
+            // SAFETY: the previous owner is the flag of the guard around this one, which guards
+            // are scoped to outlive; so it is alive.
+            unsafe { (*self.previous_owner).store(true, Ordering::SeqCst) };
+        }
     }
 }
 
