@@ -219,6 +219,23 @@ pub fn showcase() -> Vec<(String, AugmentConfig)> {
             },
         ),
         (
+            // The original's bug: it erased before the 1/255 rescale, so its "random values
+            // 0–1" were 0–1 on the 0–255 scale, at most 1/255 afterwards: background-coloured
+            // holes rather than noise.
+            "erasing, as the original ran it".into(),
+            AugmentConfig {
+                erasing: Some(RandomErasing {
+                    p: 1.0,
+                    fill: EraseFill::Uniform {
+                        lo: 0.0,
+                        hi: 1.0 / 255.0,
+                    },
+                    ..RandomErasing::original()
+                }),
+                ..none.clone()
+            },
+        ),
+        (
             "erasing (paper)".into(),
             AugmentConfig {
                 erasing: Some(RandomErasing {

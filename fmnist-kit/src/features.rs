@@ -4,8 +4,8 @@
 //! Tiling (the original's recipe): each channel is standardised (minus its mean, divided by its
 //! standard deviation), scaled by 64, shifted by 128 and clipped to 0..255; 16 channels per row.
 //! A constant channel (standard deviation 0), which gave NaN in the original, renders mid-grey.
-//! A 1×1 layer (one value per channel) is standardised across its channels, so that it shows
-//! which channels fire rather than 256 identical grey tiles.
+//! A 1×1 layer (one value per channel: the pooled vector the dense layers read) is drawn as
+//! bars, one per channel, since a tile of one pixel per channel cannot be read.
 
 use tch::{Device, Kind, Tensor};
 
@@ -45,7 +45,8 @@ pub fn channel_pixels(activation: &Tensor, c: i64) -> Result<Vec<f32>> {
     )?)
 }
 
-/// All channels of one layer's activation `[1, C, H, W]`, 16 per row, titled with the layer name.
+/// All channels of one layer's activation `[1, C, H, W]`, 16 per row, titled with the layer
+/// name; a 1×1 layer (one value per channel) as a bar chart of its `C` values instead.
 pub fn feature_map_grid(name: &str, activation: &Tensor) -> Result<Figure> {
     let size = activation.size();
     let [1, c, h, w] = size[..] else {
@@ -54,21 +55,32 @@ pub fn feature_map_grid(name: &str, activation: &Tensor) -> Result<Figure> {
             format!("expected [1, C, H, W], got {size:?}"),
         ));
     };
-    let tiles = if h * w == 1 {
-        // One value per channel: standardising a channel on its own would make every tile grey,
-        // so a 1×1 layer is standardised across its channels instead.
-        let flat = activation.view([1, 1, 1, c]);
-        channel_pixels(&flat, 0)?
-            .into_iter()
-            .map(|v| ImageTile::from_f32(vec![v], 1, 1, ""))
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        (0..c)
-            .map(|k| {
-                ImageTile::from_f32(channel_pixels(activation, k)?, w as usize, h as usize, "")
-            })
-            .collect::<Result<Vec<_>>>()?
-    };
+    if h * w == 1 {
+        let values = Vec::<f64>::try_from(activation.to_kind(Kind::Double).flatten(0, -1))?;
+        let every = (c as usize / 8).max(1);
+        return crate::viz::BarChart {
+            title: format!("{name}: {c} channels of 1×1, one bar per channel"),
+            categories: (0..c as usize)
+                .map(|k| {
+                    if k % every == 0 {
+                        k.to_string()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
+            series: vec![(name.to_string(), values)],
+            y_label: "value".into(),
+            show_values: false,
+            width: 16 * 56,
+            height: 220,
+            ..Default::default()
+        }
+        .draw();
+    }
+    let tiles = (0..c)
+        .map(|k| ImageTile::from_f32(channel_pixels(activation, k)?, w as usize, h as usize, ""))
+        .collect::<Result<Vec<_>>>()?;
     // Small maps are drawn larger, so that every grid is about the same width.
     let scale = ((56 / w.max(1)) as u32).clamp(1, 28);
     image_grid(
@@ -308,14 +320,12 @@ mod tests {
         }
         let pool4 = &layers.iter().find(|(n, _)| n == "pool4").unwrap().1;
         let fig = feature_map_grid("pool4", pool4).unwrap();
-        let mut greys: Vec<u8> = fig.rgb.chunks(3).map(|p| p[0]).collect();
-        greys.sort();
-        greys.dedup();
-        assert!(
-            greys.len() > 10,
-            "a 1×1 layer shows its channels in different greys: {}",
-            greys.len()
-        );
+        // A 1×1 layer is drawn as bars, one per channel (the bars' colour is the first class
+        // colour), as wide as a 16-tile row and short.
+        assert_eq!((fig.width, fig.height), (16 * 56, 220));
+        let (r, g, b) = crate::viz::CLASS_COLORS[0];
+        let bars = fig.rgb.chunks(3).filter(|p| *p == [r, g, b]).count();
+        assert!(bars > 200, "the channels' bars are drawn ({bars} pixels)");
         let cam = grad_cam(&m, &set, 0, None, "act4", Device::Cpu).unwrap();
         assert_eq!(cam.heat.len(), 784);
         assert!(cam

@@ -310,6 +310,22 @@ impl Predictions {
             .collect()
     }
 
+    /// Positions of the `n` images with the largest loss (minus the log of the probability given
+    /// to the true class), largest first: fastai's "top losses", the answers the network was most
+    /// confidently wrong about (or least sure of, when right). Ties keep the images' order.
+    pub fn top_losses(&self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.labels.len()).collect();
+        let p_true = |i: usize| {
+            self.probabilities[i]
+                .get(self.labels[i] as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        order.sort_by(|&a, &b| p_true(a).total_cmp(&p_true(b)));
+        order.truncate(n);
+        order
+    }
+
     /// Positions of the first `n` right predictions.
     pub fn correct(&self, n: usize) -> Vec<usize> {
         (0..self.labels.len())

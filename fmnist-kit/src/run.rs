@@ -318,3 +318,75 @@ impl TrainingRun {
         })
     }
 }
+
+/// Each run's budget beside its result, one row per run: the network, its trainable
+/// parameters, the training images, epochs and seconds (training and validation), and the test
+/// accuracy. Networks of very different sizes trained for different budgets compare only with
+/// these columns beside the accuracy. A run whose `model` is not one of the kit's networks is
+/// an error naming it.
+pub fn budget_table(results: &[RunResult]) -> Result<crate::display::Html> {
+    use crate::display::escape_html;
+    let mut html = String::from(
+        "<table><tr><th>network</th><th>profile</th><th>trainable parameters</th>\
+         <th>training images</th><th>epochs</th><th>training seconds</th>\
+         <th>test accuracy</th></tr>",
+    );
+    for r in results {
+        let kind: ModelKind = r.model.parse().map_err(|_| {
+            Error::param(
+                "model",
+                format!(
+                    "{:?} (in a result.json) is not one of the kit's networks",
+                    r.model
+                ),
+            )
+        })?;
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{:.0}</td><td>{:.4}</td></tr>",
+            escape_html(kind.spec().title),
+            escape_html(&r.profile),
+            crate::viz::format_value(kind.spec().trainable_params as f64),
+            crate::viz::format_value(r.train_images as f64),
+            r.epochs_run,
+            if r.interrupted_after.is_some() { " (interrupted)" } else { "" },
+            r.train_seconds,
+            r.test_accuracy
+        ));
+    }
+    html.push_str("</table>");
+    Ok(crate::display::Html(html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(model: &str, accuracy: f64) -> RunResult {
+        RunResult {
+            model: model.into(),
+            profile: "quick".into(),
+            device: "Cpu".into(),
+            train_images: 48_000,
+            epochs_run: 6,
+            stop_reason: "completed".into(),
+            train_seconds: 103.4,
+            best_val_accuracy: Some(0.92),
+            test_accuracy: accuracy,
+            test_loss: 0.3,
+            test_images: 10_000,
+            settings: String::new(),
+            interrupted_after: None,
+        }
+    }
+
+    #[test]
+    fn the_budget_table_gives_each_run_its_parameters_and_budget() {
+        let html = budget_table(&[result("cnn4", 0.9180), result("resnet", 0.8667)])
+            .unwrap()
+            .0;
+        assert!(html.contains("<td>660,054</td>") && html.contains("<td>11,178,378</td>"));
+        assert!(html.contains("<td>48,000</td><td>6</td><td>103</td><td>0.9180</td>"));
+        let err = budget_table(&[result("alexnet", 0.5)]).unwrap_err();
+        assert!(err.to_string().contains("alexnet"), "{err}");
+    }
+}

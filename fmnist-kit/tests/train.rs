@@ -238,8 +238,35 @@ fn the_grid_search_really_varies_every_hyperparameter() {
     let marginal = report.marginal("dense").unwrap();
     assert_eq!(marginal.len(), 2);
     assert!(report.marginal("colour").is_err());
+    // Each pair of a learning rate and a dense size is the mean of the points that share it,
+    // and the marginal of the learning rate is the mean of its pairs (each pair has as many
+    // points here).
+    let pairs = report.interaction("learning_rate", "dense").unwrap();
+    assert_eq!(pairs.len(), 4);
+    for (lr, dense, mean) in &pairs {
+        let scores: Vec<f64> = report
+            .rows
+            .iter()
+            .filter(|r| {
+                format!("{:e}", r.point.learning_rate) == *lr && r.point.dense.to_string() == *dense
+            })
+            .map(|r| r.mean_score)
+            .collect();
+        assert!(!scores.is_empty());
+        assert!((mean - scores.iter().sum::<f64>() / scores.len() as f64).abs() < 1e-12);
+    }
+    for (lr, m) in report.marginal("learning_rate").unwrap() {
+        let of_pairs: Vec<f64> = pairs.iter().filter(|p| p.0 == lr).map(|p| p.2).collect();
+        assert!((m - of_pairs.iter().sum::<f64>() / of_pairs.len() as f64).abs() < 1e-12);
+    }
+    assert!(report.interaction("dense", "dense").is_err());
+    assert!(report.interaction("dense", "colour").is_err());
     assert!(report.to_html().0.contains("<td>1</td>"));
     let chart = report.effects_chart().unwrap();
+    assert!(chart.width > 0 && chart.height > 0);
+    let chart = report
+        .interaction_chart("learning_rate", "optimizer")
+        .unwrap();
     assert!(chart.width > 0 && chart.height > 0);
 }
 

@@ -155,23 +155,42 @@ impl GridReport {
     /// that diverged have no score to average):
     /// `(value, mean score)` for `"learning_rate"`, `"optimizer"`, `"dropout"` or `"dense"`.
     pub fn marginal(&self, hyperparameter: &str) -> Result<Vec<(String, f64)>> {
-        let key = |p: &GridPoint| -> Result<String> {
-            Ok(match hyperparameter {
-                "learning_rate" => format!("{:e}", p.learning_rate),
-                "optimizer" => p.optimizer.clone(),
-                "dropout" => p.dropout.to_string(),
-                "dense" => p.dense.to_string(),
-                other => {
-                    return Err(Error::param(
-                        "hyperparameter",
-                        format!("{other:?} is not one of learning_rate, optimizer, dropout, dense"),
-                    ))
-                }
+        Ok(self
+            .group_means(&[hyperparameter])?
+            .into_iter()
+            .map(|(mut k, m)| (k.remove(0), m))
+            .collect())
+    }
+
+    /// Mean score over the scored points that share each pair of values of two
+    /// hyperparameters: `(value of a, value of b, mean score)`, in the grid's order. Where one
+    /// hyperparameter's effect depends on the other (SGD barely moves at a small learning rate,
+    /// Adam does), the marginal means of [`GridReport::marginal`] mislead and these show why.
+    pub fn interaction(&self, a: &str, b: &str) -> Result<Vec<(String, String, f64)>> {
+        if a == b {
+            return Err(Error::param(
+                "hyperparameter",
+                format!("an interaction needs two different hyperparameters, not {a:?} twice"),
+            ));
+        }
+        Ok(self
+            .group_means(&[a, b])?
+            .into_iter()
+            .map(|(mut k, m)| {
+                let second = k.remove(1);
+                (k.remove(0), second, m)
             })
-        };
-        let mut groups: Vec<(String, f64, usize)> = Vec::new();
+            .collect())
+    }
+
+    /// Mean score per combination of values of `hyperparameters`, in order of first appearance.
+    fn group_means(&self, hyperparameters: &[&str]) -> Result<Vec<(Vec<String>, f64)>> {
+        let mut groups: Vec<(Vec<String>, f64, usize)> = Vec::new();
         for r in &self.rows {
-            let k = key(&r.point)?;
+            let k = hyperparameters
+                .iter()
+                .map(|h| point_value(&r.point, h))
+                .collect::<Result<Vec<String>>>()?;
             match groups.iter_mut().find(|g| g.0 == k) {
                 Some(g) => {
                     g.1 += r.mean_score;
@@ -186,8 +205,9 @@ impl GridReport {
             .collect())
     }
 
-    /// A bar chart of [`GridReport::marginal`] for all four hyperparameters, as mean held-out
-    /// log loss (lower is better).
+    /// A bar chart of [`GridReport::marginal`] for all four hyperparameters, in the ranking's
+    /// sign: mean held-out negative log loss, higher is better. The axis starts just below the
+    /// lowest bar, so that differences of a few hundredths show.
     pub fn effects_chart(&self) -> Result<crate::viz::Figure> {
         let mut categories = Vec::new();
         let mut values = Vec::new();
@@ -199,14 +219,57 @@ impl GridReport {
         ] {
             for (value, score) in self.marginal(name)? {
                 categories.push(format!("{label}{value}"));
-                values.push(-score);
+                values.push(score);
             }
         }
         crate::viz::BarChart {
-            title: "mean held-out log loss per hyperparameter value (lower is better)".into(),
+            title: "mean held-out negative log loss per hyperparameter value (higher is better)"
+                .into(),
             categories,
-            series: vec![("log loss".into(), values)],
-            y_label: "log loss".into(),
+            baseline: Some(crate::viz::baseline_below(&values)),
+            series: vec![("negative log loss".into(), values)],
+            y_label: "negative log loss".into(),
+            ..Default::default()
+        }
+        .draw()
+    }
+
+    /// Grouped bars of [`GridReport::interaction`]: one group per value of `a`, one bar per
+    /// value of `b`, mean held-out negative log loss (higher is better).
+    pub fn interaction_chart(&self, a: &str, b: &str) -> Result<crate::viz::Figure> {
+        let cells = self.interaction(a, b)?;
+        let mut groups: Vec<String> = Vec::new();
+        let mut bars: Vec<String> = Vec::new();
+        for (va, vb, _) in &cells {
+            if !groups.contains(va) {
+                groups.push(va.clone());
+            }
+            if !bars.contains(vb) {
+                bars.push(vb.clone());
+            }
+        }
+        let series: Vec<(String, Vec<f64>)> = bars
+            .iter()
+            .map(|vb| {
+                let values = groups
+                    .iter()
+                    .map(|va| {
+                        cells
+                            .iter()
+                            .find(|c| &c.0 == va && &c.1 == vb)
+                            .map_or(f64::NAN, |c| c.2)
+                    })
+                    .collect();
+                (format!("{b} {vb}"), values)
+            })
+            .collect();
+        let all: Vec<f64> = cells.iter().map(|c| c.2).collect();
+        crate::viz::BarChart {
+            title: format!("mean held-out negative log loss by {a} and {b} (higher is better)"),
+            categories: groups.iter().map(|g| format!("{a} {g}")).collect(),
+            baseline: Some(crate::viz::baseline_below(&all)),
+            series,
+            y_label: "negative log loss".into(),
             ..Default::default()
         }
         .draw()
@@ -253,4 +316,20 @@ impl GridReport {
         h.push_str("</tbody></table>");
         crate::display::Html(h)
     }
+}
+
+/// The value of one hyperparameter of `point`, as the report prints it.
+fn point_value(p: &GridPoint, hyperparameter: &str) -> Result<String> {
+    Ok(match hyperparameter {
+        "learning_rate" => format!("{:e}", p.learning_rate),
+        "optimizer" => p.optimizer.clone(),
+        "dropout" => p.dropout.to_string(),
+        "dense" => p.dense.to_string(),
+        other => {
+            return Err(Error::param(
+                "hyperparameter",
+                format!("{other:?} is not one of learning_rate, optimizer, dropout, dense"),
+            ))
+        }
+    })
 }

@@ -53,7 +53,7 @@ pub(crate) use layers::is_channels_last;
 pub use layers::{to_channels_last, Recorder};
 pub use network_config::NetworkConfig;
 pub use resnet::{ResNet, ResNetConfig};
-pub use summary::{summary, LayerSummary, ModelSummary};
+pub use summary::{summary, LayerSummary, ModelSummary, ParameterCounts};
 pub use table::{ModelSpec, OriginalSettings, ProfileSizes, RunSizes, MODELS};
 pub use transfer::{TransferConfig, TransferHead, TransferNet};
 pub use trunk::Trunk;

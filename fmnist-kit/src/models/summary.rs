@@ -1,7 +1,9 @@
-//! Summaries like Keras's `model.summary()`: layers, output shapes, trainable parameters.
+//! Summaries like Keras's `model.summary()`: layers, output shapes, trainable parameters; and
+//! the weights of a network split into trainable and frozen ones, as Keras prints them for
+//! transfer learning.
 
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use super::classifier::Classifier;
 use super::kind::ModelKind;
@@ -82,4 +84,54 @@ pub fn summary(model: &dyn Classifier, device: Device) -> Result<ModelSummary> {
         layers,
         trainable_params,
     })
+}
+
+/// The weights of a network counted as Keras counts them, split by whether the optimiser
+/// updates them. Batch norm's running mean and variance are neither: they are statistics the
+/// forward pass keeps, not weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ParameterCounts {
+    /// Weights the optimiser updates (`requires_grad`).
+    pub trainable: i64,
+    /// Weights kept as they are (`requires_grad` off: a frozen trunk or block).
+    pub frozen: i64,
+}
+
+impl ParameterCounts {
+    /// Counts the weights of `vs`.
+    pub fn of(vs: &nn::VarStore) -> ParameterCounts {
+        let mut counts = ParameterCounts {
+            trainable: 0,
+            frozen: 0,
+        };
+        for (name, v) in vs.variables() {
+            if name.ends_with("running_mean") || name.ends_with("running_var") {
+                continue;
+            }
+            let n = v.numel() as i64;
+            if v.requires_grad() {
+                counts.trainable += n;
+            } else {
+                counts.frozen += n;
+            }
+        }
+        counts
+    }
+
+    /// All weights, trainable and frozen.
+    pub fn total(&self) -> i64 {
+        self.trainable + self.frozen
+    }
+}
+
+impl std::fmt::Display for ParameterCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Total params: {}, trainable: {}, frozen: {}",
+            self.total(),
+            self.trainable,
+            self.frozen
+        )
+    }
 }

@@ -320,6 +320,25 @@ mod tests {
     }
 
     #[test]
+    fn parameter_counts_split_trainable_and_frozen_weights_and_skip_running_statistics() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _cnn = ModelKind::Cnn4.build(&vs.root()).unwrap();
+        let all = super::super::ParameterCounts::of(&vs);
+        assert_eq!((all.trainable, all.frozen), (660_054, 0), "{all}");
+        let mut frozen = 0;
+        for (name, v) in vs.variables() {
+            if name.starts_with("conv1") && !name.contains("running") {
+                let _ = v.set_requires_grad(false);
+                frozen += v.numel() as i64;
+            }
+        }
+        assert!(frozen > 0, "the first block has weights");
+        let some = super::super::ParameterCounts::of(&vs);
+        assert_eq!((some.trainable, some.frozen), (660_054 - frozen, frozen));
+        assert_eq!(some.total(), 660_054);
+    }
+
+    #[test]
     fn the_table_is_in_variant_order_and_true_to_each_network() {
         for (i, spec) in MODELS.iter().enumerate() {
             assert_eq!(spec.kind as usize, i, "{} is out of order", spec.name);
@@ -330,6 +349,12 @@ mod tests {
             assert_eq!(m.kind(), spec.kind);
             let s = summary(m.as_ref(), Device::Cpu).unwrap();
             assert_eq!(s.trainable_params, spec.trainable_params, "{}", spec.name);
+            assert_eq!(
+                super::super::ParameterCounts::of(&vs).total(),
+                spec.trainable_params,
+                "{}: the weights counted from its variables",
+                spec.name
+            );
             let x = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
             let acts = m.activations(&x, false);
             let cam = acts

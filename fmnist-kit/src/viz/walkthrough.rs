@@ -2,7 +2,7 @@
 //! class balance, training curves, augmentation rows, random-erasing grid, confusion heatmap,
 //! prediction galleries.
 
-use super::charts::{format_value, BarChart};
+use super::charts::{baseline_below, format_value, BarChart};
 use super::figure::Figure;
 use super::image_grid::{image_grid, ImageGridConfig, ImageTile};
 use plotters::prelude::*;
@@ -90,6 +90,41 @@ pub fn class_balance(train: &ImageSet, test: &ImageSet) -> Result<Figure> {
     Ok(Figure::hstack(&[
         panel("train", train)?,
         panel("test", test)?,
+    ]))
+}
+
+/// Images per class in the two parts of a training/validation split, side by side. A random
+/// split is not exactly balanced; each panel's axis starts just below its smallest count, so the
+/// differences between classes show (the title gives the range).
+pub fn split_balance(split: &data::TrainValidationSplit) -> Result<Figure> {
+    let cats: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let panel = |title: &str, set: &ImageSet| {
+        let counts: Vec<f64> = set.class_counts().iter().map(|&c| c as f64).collect();
+        let (lo, hi) = counts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &c| (a.min(c), b.max(c)));
+        let base = baseline_below(&counts).floor().max(0.0);
+        BarChart {
+            title: format!(
+                "{title}: {} images, {}–{} per class (axis from {})",
+                format_value(set.len() as f64),
+                format_value(lo),
+                format_value(hi),
+                format_value(base)
+            ),
+            categories: cats.clone(),
+            series: vec![(title.to_string(), counts)],
+            y_label: "images".into(),
+            baseline: Some(base),
+            width: 620,
+            height: 340,
+            ..Default::default()
+        }
+        .draw()
+    };
+    Ok(Figure::hstack(&[
+        panel("training split", &split.train)?,
+        panel("validation split", &split.validation)?,
     ]))
 }
 
@@ -282,7 +317,7 @@ pub fn confusion_heatmap(
     title: &str,
 ) -> Result<Figure> {
     let shares = crate::metrics::normalize_rows(matrix);
-    let (cell, left, top) = (74i32, 96i32, 56i32);
+    let (cell, left, top) = (74i32, 140i32, 56i32);
     let width = (left + cell * NUM_CLASSES as i32 + 16) as u32;
     let height = (top + cell * NUM_CLASSES as i32 + 56) as u32;
     Figure::draw(width, height, |root| {
@@ -303,11 +338,18 @@ pub fn confusion_heatmap(
             Pos::new(HPos::Center, VPos::Top),
         )?;
         text(
-            "predicted".into(),
+            "predicted class (columns) →".into(),
             (left + cell * 5, top - 22),
             13,
             BLACK,
             Pos::new(HPos::Center, VPos::Center),
+        )?;
+        text(
+            "true class (rows) ↓".into(),
+            (left - 4, top - 22),
+            13,
+            BLACK,
+            Pos::new(HPos::Right, VPos::Center),
         )?;
         for (t, row) in matrix.iter().enumerate() {
             let y0 = top + cell * t as i32;
@@ -364,7 +406,7 @@ pub fn confusion_heatmap(
             )?;
         }
         text(
-            "true class (rows); cells: count and share of the row".into(),
+            "each cell: images of the row's true class predicted as the column's, count and share of the row".into(),
             (left + cell * 5, top + cell * NUM_CLASSES as i32 + 32),
             12,
             BLACK,
@@ -372,6 +414,63 @@ pub fn confusion_heatmap(
         )?;
         Ok(())
     })
+}
+
+/// Test images with the network's answer and its probability, and the true class with the
+/// probability it got, e.g. "shirt 0.91 / true T-shirt/top 0.05". With
+/// [`crate::metrics::Predictions::top_losses`] this is fastai's `plot_top_losses`.
+pub fn probability_gallery(
+    set: &ImageSet,
+    predictions: &crate::metrics::Predictions,
+    indices: &[usize],
+    columns: usize,
+    title: &str,
+) -> Result<Figure> {
+    if indices.is_empty() {
+        return Err(Error::param("indices", "no image to show"));
+    }
+    let tiles = indices
+        .iter()
+        .map(|&i| {
+            let (Some(px), Some(&p), Some(probs), Some(&truth)) = (
+                set.image(i),
+                predictions.predicted.get(i),
+                predictions.probabilities.get(i),
+                set.labels.get(i),
+            ) else {
+                return Err(Error::param(
+                    "indices",
+                    format!(
+                        "index {i} is past the end ({} images, {} predictions)",
+                        set.len(),
+                        predictions.predicted.len()
+                    ),
+                ));
+            };
+            let title = if p == truth {
+                format!("{} {:.2}", data::class_name(p as usize), probs[p as usize])
+            } else {
+                format!(
+                    "{} {:.2} / true {} {:.2}",
+                    data::class_name(p as usize),
+                    probs[p as usize],
+                    data::class_name(truth as usize),
+                    probs[truth as usize]
+                )
+            };
+            ImageTile::from_u8(px, title)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    image_grid(
+        &tiles,
+        &ImageGridConfig {
+            columns,
+            scale: 4,
+            title: Some(title.to_string()),
+            row_labels: Vec::new(),
+            inverted: true,
+        },
+    )
 }
 
 /// Images of `set` at `indices`, each titled "pred X / true Y" with class names, `columns` per row.
@@ -458,7 +557,7 @@ mod tests {
         }
         let fig = confusion_heatmap(&m, "test").unwrap();
         // A diagonal cell is dark blue (share 0.9), an off-diagonal zero cell is near white.
-        let (cell, left, top) = (74u32, 96u32, 56u32);
+        let (cell, left, top) = (74u32, 140u32, 56u32);
         let dark = fig.pixel(left + 4, top + 4).unwrap();
         let light = fig.pixel(left + cell * 5 + 4, top + 4).unwrap();
         assert!(dark[0] < 60 && dark[2] > 100, "{dark:?}");
@@ -470,5 +569,23 @@ mod tests {
         let g = prediction_gallery(&set, &[0, 2], &[0, 5, 9], 2, "wrong").unwrap();
         assert!(g.width > 2 * 84);
         assert!(prediction_gallery(&set, &[7], &[0, 5, 9], 2, "x").is_err());
+        let mut probabilities = vec![[0.0; NUM_CLASSES]; 3];
+        probabilities[0][0] = 0.9;
+        probabilities[0][1] = 0.1;
+        probabilities[1][5] = 0.8;
+        probabilities[1][1] = 0.2;
+        probabilities[2][9] = 0.6;
+        probabilities[2][2] = 0.4;
+        let preds = crate::metrics::Predictions {
+            labels: set.labels.clone(),
+            predicted: vec![0, 5, 9],
+            probabilities,
+        };
+        // Image 1 gave its true class 0.2, image 2 0.4, image 0 (right) 0.9.
+        assert_eq!(preds.top_losses(2), vec![1, 2]);
+        assert_eq!(preds.top_losses(9), vec![1, 2, 0]);
+        let g = probability_gallery(&set, &preds, &preds.top_losses(2), 2, "top losses").unwrap();
+        assert!(g.width > 2 * 84);
+        assert!(probability_gallery(&set, &preds, &[3], 2, "x").is_err());
     }
 }
