@@ -11,7 +11,11 @@ Runs in the project venv, which has jupytext (requirements.txt):
 What this adds to what jupytext reads: cell ids c00, c01, ..., no outputs, the kit's kernelspec and
 language_info, a note in the first cell that names the source, and none of jupytext's own metadata.
 Every source must declare the kit's kernelspec in its YAML header, begin with a markdown cell, and have
-the same first code cell (the dependency cell) as every other source.
+the same first code cell (the dependency cell) as every other source. It must end as a lesson ends: a
+"## Key takeaways" cell, then a "## Exercises" cell with 3 to 5 numbered exercises and at least one code
+cell tagged "try-it". And no markdown cell may state a result a run produces (an accuracy, a loss, a time):
+such numbers are printed by a cell from the run's own results, so that a smoke run never contradicts its
+text. The original project's published figures and the settings in ALLOWED_NUMBERS may stay in prose.
 
 Adding a notebook: write notebooks/src/NN-name.md (copy the header and the first code cell of another
 source), run `make notebooks`, commit both files. A notebook without a source is an error in --check.
@@ -20,6 +24,7 @@ import argparse
 import collections
 import difflib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +44,51 @@ class SourceError(Exception):
     pass
 
 
+# Numbers that look like results but are not produced by a run: the original project's published
+# figures (0.9135, 0.9099, its ~0.63 transfer run, its t-SNE's 162 s) and settings (rates, dropout,
+# L2, smoothing, shifts; the progress line's interval).
+ALLOWED_NUMBERS = {"0.9135", "0.9099", "0.63", "162 s", "0.001", "0.01", "0.05", "0.1", "0.2", "0.25", "0.3",
+                   "0.5", "0.9", "20 seconds"}
+# A decimal fraction (an accuracy, a loss) or a duration.
+RESULT_NUMBER = re.compile(r"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?\s?(?:s|min|minutes|seconds|h|hours)\b|0\.\d+)")
+
+
+def hard_coded_results(markdown: str) -> list:
+    """The result-like numbers of a markdown cell that are not in ALLOWED_NUMBERS (code spans and links kept out)."""
+    text = re.sub(r"`[^`]*`", "", markdown)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return [m.group(0) for m in RESULT_NUMBER.finditer(text) if m.group(0) not in ALLOWED_NUMBERS]
+
+
+def check_lesson(nb, rel) -> None:
+    """The lesson's shape: no hard-coded results in prose; key takeaways; 3-5 exercises and a try-it cell."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            hits = hard_coded_results(cell.source)
+            if hits:
+                found.append(f"cell {i}: {', '.join(hits)}")
+    if found:
+        raise SourceError(f"{rel}: markdown states results a run produces (print them from a cell instead, "
+                          f"labelled with the profile): " + "; ".join(found))
+    heads = {c.source.splitlines()[0].strip(): c for c in nb.cells if c.cell_type == "markdown"}
+    if "## Key takeaways" not in heads:
+        raise SourceError(f"{rel}: no '## Key takeaways' cell")
+    exercises = heads.get("## Exercises")
+    if exercises is None:
+        raise SourceError(f"{rel}: no '## Exercises' cell")
+    n = len(re.findall(r"^\d+\. ", exercises.source, flags=re.M))
+    if not 3 <= n <= 5:
+        raise SourceError(f"{rel}: its exercises cell has {n} numbered exercises, not 3 to 5")
+    if not any(c.cell_type == "code" and "try-it" in c.metadata.get("tags", []) for c in nb.cells):
+        raise SourceError(f"{rel}: no code cell tagged try-it")
+
+
+# The checker's own check, so that a regex that matches nothing cannot pass every source.
+assert hard_coded_results("reached 0.851 in 15 minutes, the original's 0.9135 at rate 0.001") == ["0.851", "15 minutes"]
+assert hard_coded_results("see `0.42` and [the figures](x.md#0.7), 0.5 s") == ["0.5 s"]
+
+
 def read_source(source: Path):
     """The notebook jupytext reads from `source`, checked and completed; returns it and its first code cell."""
     import jupytext  # the project venv's (requirements.txt)
@@ -55,6 +105,7 @@ def read_source(source: Path):
             raise SourceError(f"{rel}: cell {i} ({cell.cell_type}) is empty (a run of blank lines in the source?)")
         if cell.cell_type not in ("markdown", "code"):
             raise SourceError(f"{rel}: cell {i} is a {cell.cell_type} cell; the sources hold markdown and code only")
+    check_lesson(nb, rel)
     code = [c for c in nb.cells if c.cell_type == "code"]
     if not code:
         raise SourceError(f"{rel}: no code cell; every notebook starts with the shared dependency cell")

@@ -6,8 +6,8 @@ Used by `make run` (default profile, writes out/notebooks + out/html) and `make 
   - any cell error (compile errors and lost variables raise in nbclient);
   - stderr output containing a panic or a torch error (evcxr reports those cells as "ok");
   - a cell tagged `expect-image` that produced no image/png output;
-  - a check cell (the last code cell) that printed no summary line: a line lost between the kernel and
-    the notebook would otherwise pass unseen.
+  - a check cell (the code cell tagged `check`; the last code cell where none is) that printed no
+    summary line: a line lost between the kernel and the notebook would otherwise pass unseen.
 Networks are trained anew in every run (FMNIST_TRAIN_AGAIN=1): a checkpoint folder of an earlier run
 is not read back, unless --read-back is given.
 Prints one line per notebook and a closing 'N passed, N failed' line; exits non-zero on failure.
@@ -70,13 +70,21 @@ def write_atomic(path: Path, text: str):
     os.replace(tmp, path)
 
 
-def last_stdout_line(nb) -> str:
-    """The last line the last code cell printed: each notebook's check cell prints its summary."""
+def check_cell(nb):
+    """The notebook's check cell: the code cell tagged `check` (the exercises' try-it cells come after it), else
+    the last code cell; None when there is no code cell."""
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    if not code_cells:
+    tagged = [c for c in code_cells if "check" in c.get("metadata", {}).get("tags", [])]
+    return (tagged or code_cells or [None])[-1]
+
+
+def last_stdout_line(nb) -> str:
+    """The last line the check cell printed: each notebook's check cell prints its summary."""
+    cell = check_cell(nb)
+    if cell is None:
         return ""
     text = "".join(
-        "".join(o.get("text", "")) for o in code_cells[-1].get("outputs", [])
+        "".join(o.get("text", "")) for o in cell.get("outputs", [])
         if o.get("output_type") == "stream" and o.get("name") == "stdout"
     )
     lines = [l for l in text.splitlines() if l.strip()]
@@ -156,7 +164,7 @@ def main():
             problems.append(f"execution stopped: {type(e).__name__}: {str(e).strip()[-1500:]}")
         problems += [p for p in cell_problems(nb) if p not in problems]
         if not problems and not last_stdout_line(nb):
-            problems.append("the check cell (the last code cell) printed no summary line")
+            problems.append("the check cell printed no summary line")
         seconds = time.time() - start
         out_nb = out_dir / path.name
         write_atomic(out_nb, nbformat.writes(nb))
