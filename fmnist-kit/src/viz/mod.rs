@@ -30,8 +30,9 @@ pub use image_grid::{image_grid, ImageGridConfig, ImageTile};
 pub use lr_find::lr_finder_figure;
 pub use transfer::{backbone_inputs, few_label_chart};
 pub use walkthrough::{
-    augmentation_rows, class_balance, class_mean_grid, class_samples_grid, confusion_heatmap,
-    erasing_grid, prediction_gallery, probability_gallery, split_balance, training_curves,
+    augmentation_rows, class_balance, class_mean_grid, class_samples_grid, compare_curves,
+    confusion_heatmap, erasing_grid, prediction_gallery, probability_gallery, split_balance,
+    training_curves,
 };
 
 pub use style::CLASS_COLORS;
