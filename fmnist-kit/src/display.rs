@@ -29,3 +29,23 @@ pub fn escape_html(text: &str) -> String {
     }
     out
 }
+
+/// A number as a table or chart prints it: a whole number with thousands separators
+/// (`6000` → `6,000`), anything else with three decimals.
+pub(crate) fn format_value(v: f64) -> String {
+    if v.fract().abs() < 1e-9 && v.abs() < 1e9 {
+        let s = format!("{}", v as i64);
+        // thousands separators: 6000 -> 6,000
+        let bytes: Vec<char> = s.chars().collect();
+        let mut out = String::new();
+        for (i, ch) in bytes.iter().enumerate() {
+            if i > 0 && (bytes.len() - i) % 3 == 0 && *ch != '-' {
+                out.push(',');
+            }
+            out.push(*ch);
+        }
+        out
+    } else {
+        format!("{v:.3}")
+    }
+}

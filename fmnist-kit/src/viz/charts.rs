@@ -6,6 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::figure::Figure;
 use super::style::{plot_err, CLASS_COLORS, FONT};
 use crate::data::{CLASS_NAMES, NUM_CLASSES};
+pub(crate) use crate::display::format_value;
 use crate::error::{Error, Result};
 
 /// Grouped bars: one group per category, one bar per series.
@@ -183,24 +184,6 @@ pub fn baseline_below(values: &[f64]) -> f64 {
     }
     let span = (hi - lo).max(lo.abs() * 0.01).max(1e-6);
     lo - 0.1 * span
-}
-
-pub(crate) fn format_value(v: f64) -> String {
-    if v.fract().abs() < 1e-9 && v.abs() < 1e9 {
-        let s = format!("{}", v as i64);
-        // thousands separators: 6000 -> 6,000
-        let bytes: Vec<char> = s.chars().collect();
-        let mut out = String::new();
-        for (i, ch) in bytes.iter().enumerate() {
-            if i > 0 && (bytes.len() - i) % 3 == 0 && *ch != '-' {
-                out.push(',');
-            }
-            out.push(*ch);
-        }
-        out
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 /// Points coloured by class, with each class's name written at its median point.

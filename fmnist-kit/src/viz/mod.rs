@@ -8,11 +8,12 @@
 //! The rooms: [`figure`] (the owned picture, stacking, PNG, display), [`image_grid`] (tiles of
 //! images with titles), [`charts`] (bar charts and class scatter plots): drawing primitives that
 //! know nothing of the walkthrough; and [`walkthrough`], the figures the notebooks show
-//! (class samples, training curves, augmentation rows, confusion heatmap, galleries), built on
-//! them, [`transfer`], notebook 04's figures, and [`diagram`], how a network is built (the
-//! ResNet's blocks).
+//! (class samples, augmentation rows, confusion heatmap, galleries), built on
+//! them, [`curves`], loss and accuracy per epoch, [`transfer`], notebook 04's figures, and
+//! [`diagram`], how a network is built (the ResNet's blocks).
 
 pub mod charts;
+pub mod curves;
 pub mod diagram;
 pub mod figure;
 pub mod image_grid;
@@ -22,17 +23,16 @@ pub mod transfer;
 pub mod walkthrough;
 
 pub use crate::display::Html;
-pub(crate) use charts::format_value;
 pub use charts::{baseline_below, BarChart, ClassScatter};
+pub use curves::{compare_curves, training_curves};
 pub use diagram::residual_block_diagram;
 pub use figure::{message, Figure};
 pub use image_grid::{image_grid, ImageGridConfig, ImageTile};
 pub use lr_find::lr_finder_figure;
 pub use transfer::{backbone_inputs, few_label_chart};
 pub use walkthrough::{
-    augmentation_rows, class_balance, class_mean_grid, class_samples_grid, compare_curves,
-    confusion_heatmap, erasing_grid, prediction_gallery, probability_gallery, split_balance,
-    training_curves,
+    augmentation_rows, class_balance, class_mean_grid, class_samples_grid, confusion_heatmap,
+    erasing_grid, prediction_gallery, probability_gallery, split_balance,
 };
 
 pub use style::CLASS_COLORS;
