@@ -315,9 +315,11 @@ impl Predictions {
     /// confidently wrong about (or least sure of, when right). Ties keep the images' order.
     pub fn top_losses(&self, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.labels.len()).collect();
+        // An image without a probability row sorts first, as if it gave its class nothing.
         let p_true = |i: usize| {
-            self.probabilities[i]
-                .get(self.labels[i] as usize)
+            self.probabilities
+                .get(i)
+                .and_then(|row| row.get(self.labels[i] as usize))
                 .copied()
                 .unwrap_or(0.0)
         };
