@@ -162,15 +162,21 @@ def main():
 
 
 def code_cells(name):
-    nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-
-
-def check_cell_index(name):
-    """The position, among the code cells, of the notebook's check cell (tagged `check`)."""
+    """The sources of a notebook's code cells, and the position among them of its check cell (tagged `check`)."""
     nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    return next(i for i, c in enumerate(code) if "check" in c.get("metadata", {}).get("tags", []))
+    check = next((i for i, c in enumerate(code) if "check" in c.get("metadata", {}).get("tags", [])), len(code) - 1)
+    return ["".join(c["source"]) for c in code], check
+
+
+async def interrupt_in_first_epoch(lab, ws, session, kernel, tag, cells, at, timeout):
+    """Runs `cells` before `at`, then cell `at` (a training cell) interrupted in its first epoch; returns its
+    result (checked clean) and the seconds it took to return after the interrupt."""
+    for i in range(at):
+        clean(f"{tag} cell {i}", await execute(ws, session, f"{tag} cell {i}", cells[i], timeout))
+    r, seconds = await run_interrupted(lab, ws, session, kernel, f"{tag} training", cells[at],
+                                       r"epoch\s+1/\d+\s+train loss", timeout)
+    return clean(f"{tag} training", r), seconds
 
 
 @contextlib.contextmanager
@@ -192,20 +198,15 @@ def quick_lab(port, log_name, path):
 
 def notebook_02(lines):
     """Scenario 6: notebook 02's own cells, quick profile, its artifacts in a temporary folder."""
-    cells = code_cells("02-training-cnn.ipynb")
+    cells, check = code_cells("02-training-cnn.ipynb")
     train = next(i for i, c in enumerate(cells) if "run.fit()" in c)
     prepare = next(i for i, c in enumerate(cells) if "TrainingRun::prepare" in c)
-    check = check_cell_index("02-training-cnn.ipynb")
     with quick_lab(8910, "lab-notebook02.log", "interrupt-test-02.ipynb") as (lab, s):
         kernel = s["kernel"]["id"]
 
         async def scenario():
             ws, session = await connect(lab, kernel), uuid.uuid4().hex
-            for i in range(train):
-                clean(f"02 cell {i}", await execute(ws, session, f"02 cell {i}", cells[i], 900))
-            r, seconds = await run_interrupted(lab, ws, session, kernel, "02 training", cells[train],
-                                               r"epoch\s+1/\d+\s+train loss", 900)
-            clean("02 training", r)
+            r, seconds = await interrupt_in_first_epoch(lab, ws, session, kernel, "02", cells, train, 900)
             if "interrupted after" not in r["stdout"]:
                 raise Failure(f"notebook 02's training cell did not report the interrupt: {r['stdout'][-600:]}")
             for i in range(train + 1, len(cells)):
@@ -247,7 +248,7 @@ def notebook_02(lines):
 def notebook_04(lines):
     """Scenario 7: notebook 04's cells up to its fine-tuning and curves, quick profile, its artifacts in a temporary
     folder (the trunk's features come from the feature cache once extracted)."""
-    cells = code_cells("04-transfer-learning.ipynb")
+    cells, _ = code_cells("04-transfer-learning.ipynb")
     tune = next(i for i, c in enumerate(cells) if "run.stage_two()" in c)
     curves = tune + 1
     if "run.trainer" not in cells[curves]:
@@ -257,11 +258,7 @@ def notebook_04(lines):
 
         async def scenario():
             ws, session = await connect(lab, kernel), uuid.uuid4().hex
-            for i in range(tune):
-                clean(f"04 cell {i}", await execute(ws, session, f"04 cell {i}", cells[i], 1800))
-            r, seconds = await run_interrupted(lab, ws, session, kernel, "04 fine-tuning", cells[tune],
-                                               r"epoch\s+1/\d+\s+train loss", 1800)
-            clean("04 fine-tuning", r)
+            r, seconds = await interrupt_in_first_epoch(lab, ws, session, kernel, "04", cells, tune, 1800)
             if "running stage 2 again continues" not in r["stdout"] + r["stderr"]:
                 raise Failure(f"notebook 04's fine-tuning cell did not report the interrupt: {r['stdout'][-600:]}")
             said = r["stdout"].strip().splitlines()[-1]

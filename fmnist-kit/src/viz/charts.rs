@@ -63,12 +63,12 @@ impl BarChart {
         if !base.is_finite() {
             return Err(Error::param("baseline", format!("{base} is not a number")));
         }
-        let max = self
+        let (min, max) = self
             .series
             .iter()
             .flat_map(|(_, v)| v.iter().copied())
             .filter(|v| v.is_finite())
-            .fold(base, f64::max);
+            .fold((base, base), |(lo, hi), v| (lo.min(v), hi.max(v)));
         // Headroom above the tallest bar for its value label and, with several series, for
         // the legend in the upper right (about 8% of the height per series), so that neither
         // covers a bar.
@@ -77,12 +77,6 @@ impl BarChart {
         } else {
             0.0
         };
-        let min = self
-            .series
-            .iter()
-            .flat_map(|(_, v)| v.iter().copied())
-            .filter(|v| v.is_finite())
-            .fold(base, f64::min);
         let y_max = if max > base {
             base + (max - base) * (1.15 + legend)
         } else {

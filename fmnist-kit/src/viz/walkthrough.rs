@@ -341,51 +341,34 @@ pub fn probability_gallery(
     columns: usize,
     title: &str,
 ) -> Result<Figure> {
-    if indices.is_empty() {
-        return Err(Error::param("indices", "no image to show"));
-    }
-    let tiles = indices
-        .iter()
-        .map(|&i| {
-            let (Some(px), Some(&p), Some(probs), Some(&truth)) = (
-                set.image(i),
-                predictions.predicted.get(i),
-                predictions.probabilities.get(i),
-                set.labels.get(i),
-            ) else {
-                return Err(Error::param(
-                    "indices",
-                    format!(
-                        "index {i} is past the end ({} images, {} predictions)",
-                        set.len(),
-                        predictions.predicted.len()
-                    ),
-                ));
-            };
-            let title = if p == truth {
-                format!("{} {:.2}", data::class_name(p as usize), probs[p as usize])
-            } else {
+    gallery(set, indices, columns, 4, title, |i| {
+        let (Some(&p), Some(probs), Some(&truth)) = (
+            predictions.predicted.get(i),
+            predictions.probabilities.get(i),
+            set.labels.get(i),
+        ) else {
+            return Err(Error::param(
+                "indices",
                 format!(
-                    "{} {:.2} / true {} {:.2}",
-                    data::class_name(p as usize),
-                    probs[p as usize],
-                    data::class_name(truth as usize),
-                    probs[truth as usize]
-                )
-            };
-            ImageTile::from_u8(px, title)
+                    "index {i} is past the end ({} images, {} predictions)",
+                    set.len(),
+                    predictions.predicted.len()
+                ),
+            ));
+        };
+        let prob = |c: u8| probs.get(c as usize).copied().unwrap_or(f64::NAN);
+        Ok(if p == truth {
+            format!("{} {:.2}", data::class_name(p as usize), prob(p))
+        } else {
+            format!(
+                "{} {:.2} / true {} {:.2}",
+                data::class_name(p as usize),
+                prob(p),
+                data::class_name(truth as usize),
+                prob(truth)
+            )
         })
-        .collect::<Result<Vec<_>>>()?;
-    image_grid(
-        &tiles,
-        &ImageGridConfig {
-            columns,
-            scale: 4,
-            title: Some(title.to_string()),
-            row_labels: Vec::new(),
-            inverted: true,
-        },
-    )
+    })
 }
 
 /// Images of `set` at `indices`, each titled "pred X / true Y" with class names, `columns` per row.
@@ -396,33 +379,51 @@ pub fn prediction_gallery(
     columns: usize,
     title: &str,
 ) -> Result<Figure> {
+    gallery(set, indices, columns, 3, title, |i| {
+        let Some(&p) = predicted.get(i) else {
+            return Err(Error::param(
+                "indices",
+                format!("index {i} is past the end ({} images)", set.len()),
+            ));
+        };
+        Ok(format!(
+            "pred {} / true {}",
+            data::class_name(p as usize),
+            data::class_name(set.labels[i] as usize)
+        ))
+    })
+}
+
+/// The images of `set` at `indices`, dark on white, `columns` per row and `scale` screen pixels
+/// per image pixel, each titled by `tile_title(index)`.
+fn gallery(
+    set: &ImageSet,
+    indices: &[usize],
+    columns: usize,
+    scale: u32,
+    title: &str,
+    tile_title: impl Fn(usize) -> Result<String>,
+) -> Result<Figure> {
     if indices.is_empty() {
         return Err(Error::param("indices", "no image to show"));
     }
     let tiles = indices
         .iter()
         .map(|&i| {
-            let (Some(px), Some(&p)) = (set.image(i), predicted.get(i)) else {
-                return Err(Error::param(
+            let px = set.image(i).ok_or_else(|| {
+                Error::param(
                     "indices",
                     format!("index {i} is past the end ({} images)", set.len()),
-                ));
-            };
-            ImageTile::from_u8(
-                px,
-                format!(
-                    "pred {} / true {}",
-                    data::class_name(p as usize),
-                    data::class_name(set.labels[i] as usize)
-                ),
-            )
+                )
+            })?;
+            ImageTile::from_u8(px, tile_title(i)?)
         })
         .collect::<Result<Vec<_>>>()?;
     image_grid(
         &tiles,
         &ImageGridConfig {
             columns,
-            scale: 3,
+            scale,
             title: Some(title.to_string()),
             row_labels: Vec::new(),
             inverted: true,
