@@ -18,11 +18,13 @@
 //! - [`features`]: feature maps of every layer, tiled as the original, and Grad-CAM;
 //! - [`tsne`]: PCA + t-SNE of raw pixels or learned features, 10-NN accuracy of an embedding;
 //! - [`viz`]: figures that show inline in evcxr and save as PNG;
-//! - [`display`]: HTML output for notebook cells; [`util`]: atomic writes, JSON files, hashes.
+//! - [`display`]: HTML output for notebook cells; [`util`]: atomic writes, JSON files, hashes;
+//!   [`tensorboard`]: TensorBoard's event files, which every training writes.
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type.
 
 pub mod error;
+pub mod tensorboard;
 pub mod util;
 
 pub mod data;

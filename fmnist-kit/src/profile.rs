@@ -82,6 +82,9 @@ pub struct FewLabelSettings {
     pub validation_images: usize,
     /// Test images every run is scored on (the first N of the profile's test set).
     pub test_images: usize,
+    /// Log every run for TensorBoard under this folder, in `<k>-per-class/seed-<s>/<method>`
+    /// [default: `artifacts/<profile>/few-labels/tensorboard`; `None` logs nothing].
+    pub tensorboard_dir: Option<PathBuf>,
 }
 
 /// Every size the notebooks and the CLI share. `None` for a subset means "all of it". The
@@ -121,6 +124,17 @@ pub struct Profile {
 impl Profile {
     /// The profile of a given name.
     pub fn named(name: ProfileName) -> Profile {
+        let mut profile = Profile::sizes_of(name);
+        profile.few_labels.tensorboard_dir = Some(
+            profile
+                .artifacts_dir()
+                .join("few-labels")
+                .join("tensorboard"),
+        );
+        profile
+    }
+
+    fn sizes_of(name: ProfileName) -> Profile {
         match name {
             ProfileName::Smoke => Profile {
                 name,
@@ -144,6 +158,7 @@ impl Profile {
                     head_epochs: 3,
                     validation_images: 100,
                     test_images: 200,
+                    tensorboard_dir: None,
                 },
             },
             ProfileName::Quick => Profile {
@@ -168,6 +183,7 @@ impl Profile {
                     head_epochs: 100,
                     validation_images: 500,
                     test_images: 2_000,
+                    tensorboard_dir: None,
                 },
             },
             ProfileName::Full => Profile {
@@ -192,6 +208,7 @@ impl Profile {
                     head_epochs: 100,
                     validation_images: 1_000,
                     test_images: 10_000,
+                    tensorboard_dir: None,
                 },
             },
         }

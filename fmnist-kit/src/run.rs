@@ -69,6 +69,9 @@ pub struct RunOptions {
     pub weights: Option<Weights>,
     /// Networks that resize their input: another side than the profile's.
     pub image_size: Option<usize>,
+    /// Log the run for TensorBoard, in `<checkpoints>/tensorboard` (see
+    /// [`crate::train::TensorBoardSink`]) [default: true].
+    pub tensorboard: bool,
 }
 
 impl Default for RunOptions {
@@ -90,6 +93,7 @@ impl Default for RunOptions {
             precision: None,
             weights: None,
             image_size: None,
+            tensorboard: true,
         }
     }
 }
@@ -154,6 +158,7 @@ fn run_key(
         verbose: false,
         progress_seconds: 0.0,
         checkpoint_dir: None,
+        tensorboard_dir: None,
         ..config.clone()
     };
     let images: Vec<String> = [&sets.train, &sets.validation]
@@ -164,6 +169,19 @@ fn run_key(
         &(kind, format!("{network:?}"), &settings, images),
         std::path::Path::new(RUN_KEY),
     )
+}
+
+/// Removes the TensorBoard event files directly in `dir` (none is fine).
+fn remove_event_files(dir: &std::path::Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.is_file() && path.to_string_lossy().contains("tfevents") {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A profile's training run of one network: its sets, its trainer and, once fitted, its result.
@@ -207,6 +225,7 @@ impl TrainingRun {
         options.adjust(&mut config);
         let checkpoints = options.checkpoints(&profile, kind);
         config.checkpoint_dir = Some(checkpoints.0.clone());
+        config.tensorboard_dir = options.tensorboard.then(|| checkpoints.tensorboard());
         let sets = profile.sets(kind, data)?;
         let device = options.device();
         // Networks that resize their input take the profile's size (or the options').
@@ -243,6 +262,8 @@ impl TrainingRun {
                     std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
                 }
             }
+            // And so does its log (not the learning-rate finder's, in a folder inside).
+            remove_event_files(&checkpoints.tensorboard())?;
             (Trainer::new(network, config, device)?, None, start)
         };
         std::fs::create_dir_all(checkpoints.path())
@@ -299,6 +320,7 @@ impl TrainingRun {
         // All epochs, also those of earlier sittings when the run was resumed.
         let train_seconds = self.trainer.history.seconds();
         let test = self.trainer.evaluate(&self.sets.test)?;
+        self.trainer.record_evaluation("test", &test)?;
         let result = self.trainer.result(
             &self.profile.name.to_string(),
             self.sets.train.len(),

@@ -374,7 +374,7 @@ fn no_file_sits_in_an_import_circle() {
 /// layer.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["util", "display"],
+    &["util", "display", "tensorboard"],
     &["data"],
     &["augment", "tsne"],
     &["models"],

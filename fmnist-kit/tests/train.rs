@@ -395,6 +395,7 @@ impl fmnist_kit::train::MetricsSink for Collect {
     fn record_epoch(
         &mut self,
         _model: &str,
+        _step: i64,
         r: &fmnist_kit::train::EpochRecord,
     ) -> fmnist_kit::Result<()> {
         self.0.borrow_mut().0.push(r.clone());
@@ -421,7 +422,12 @@ fn a_stop_request_rolls_back_to_the_last_epoch_and_fitting_again_continues_exact
         verbose: false,
         ..Recipe::Tuned.config(ModelKind::Cnn4, 3, 32)
     };
-    let mut stopped = Trainer::new(ModelKind::Cnn4, tuned.clone(), Device::Cpu).unwrap();
+    let log = tempfile::tempdir().unwrap();
+    let logged = TrainConfig {
+        tensorboard_dir: Some(log.path().to_path_buf()),
+        ..tuned.clone()
+    };
+    let mut stopped = Trainer::new(ModelKind::Cnn4, logged, Device::Cpu).unwrap();
     let request = stopped.stop_request();
     stopped.add_callback(Box::new(StopOnce {
         request,
@@ -455,4 +461,29 @@ fn a_stop_request_rolls_back_to_the_last_epoch_and_fitting_again_continues_exact
     assert_eq!(epochs, stopped.history.epochs);
     let per_epoch = 200usize.div_ceil(32) as i64;
     assert!(steps.iter().all(|s| s % 4 == 0) && steps.last() == Some(&(3 * per_epoch / 4 * 4)));
+    // The TensorBoard log, read as TensorBoard reads it (the restart marker drops what the
+    // rolled-back epoch logged), holds each epoch once, with the history's figures, and each
+    // step's loss once.
+    let points = fmnist_kit::tensorboard::read_scalars(log.path()).unwrap();
+    let of = |tag: &str| -> Vec<(i64, f32)> {
+        points
+            .iter()
+            .filter(|p| p.tag == tag)
+            .map(|p| (p.step, p.value))
+            .collect()
+    };
+    let history = &stopped.history.epochs;
+    let expected = |f: fn(&fmnist_kit::train::EpochRecord) -> f64| -> Vec<(i64, f32)> {
+        history
+            .iter()
+            .map(|r| (r.epoch as i64 * per_epoch, f(r) as f32))
+            .collect()
+    };
+    assert_eq!(of("epoch"), expected(|r| r.epoch as f64));
+    assert_eq!(of("loss/train"), expected(|r| r.train_loss));
+    assert_eq!(of("loss/validation"), expected(|r| r.val_loss));
+    assert_eq!(of("accuracy/validation"), expected(|r| r.val_accuracy));
+    let step_losses: Vec<i64> = of("loss/train_step").iter().map(|p| p.0).collect();
+    let expected_steps: Vec<i64> = (1..=3 * per_epoch).filter(|s| s % 4 == 0).collect();
+    assert_eq!(step_losses, expected_steps, "every 4th step once, in order");
 }

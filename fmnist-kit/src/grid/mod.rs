@@ -12,6 +12,7 @@ mod records;
 mod refit;
 mod report;
 mod search;
+mod sessions;
 mod spec;
 
 pub use fit::fit_point;
@@ -20,4 +21,5 @@ pub use records::{FitRecord, SearchIdentity, Shard};
 pub use refit::{refit_best, refit_best_or_saved, saved_refit, RefitResult, REFIT_FILE};
 pub use report::{DivergedPoint, FitScore, GridReport, GridRow};
 pub use search::{grid_search, GridSearch, SearchOutcome};
+pub use sessions::{SESSION_METRICS, TENSORBOARD_DIR};
 pub use spec::{GridPoint, GridSettings, GridSpec};

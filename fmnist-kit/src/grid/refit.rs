@@ -9,10 +9,11 @@ use tch::Device;
 
 use super::report::GridReport;
 use super::search::GridSearch;
+use super::sessions::TENSORBOARD_DIR;
 use super::spec::GridPoint;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::train::{fit_interruptibly, Trainer};
+use crate::train::{fit_interruptibly, TrainConfig, Trainer};
 use crate::util::{read_json, write_json_atomic};
 
 /// Folder of the refit network inside a grid folder.
@@ -104,9 +105,19 @@ pub fn refit_best(
     let start = Instant::now();
     let mut trainer = Trainer::new(
         point.network(),
-        point.train_config(optimizer, &search.settings),
+        TrainConfig {
+            tensorboard_dir: search
+                .settings
+                .tensorboard
+                .then(|| dir.join(TENSORBOARD_DIR).join("refit")),
+            ..point.train_config(optimizer, &search.settings)
+        },
         device,
     )?;
+    let log = dir.join(TENSORBOARD_DIR).join("refit");
+    if log.is_dir() {
+        std::fs::remove_dir_all(&log).map_err(|e| Error::io(&log, e))?;
+    }
     if let Some(k) = fit_interruptibly(&mut trainer, |t| {
         t.fit(&search.images, validation).map(|_| ())
     })? {
@@ -119,6 +130,7 @@ pub fn refit_best(
         });
     }
     let test_eval = trainer.evaluate(test)?;
+    trainer.record_evaluation("test", &test_eval)?;
     let seconds = start.elapsed().as_secs_f64();
     let out = dir.join(REFIT_DIR);
     let net = trainer.network();

@@ -11,6 +11,7 @@ use super::fit::fit_point;
 use super::folds::stratified_folds;
 use super::records::{read_records, FitRecord, SearchIdentity, Shard};
 use super::report::{FitScore, GridReport};
+use super::sessions::TENSORBOARD_DIR;
 use super::spec::{GridSettings, GridSpec};
 use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
@@ -244,7 +245,20 @@ impl GridSearch {
             let (train, held) = &fold_sets[f];
             // A fit whose loss became NaN or infinite is recorded as diverged (its point then
             // ranks last) rather than ending the search: a rerun would only meet it again.
-            let outcome = fit_point(point, *optimizer, &self.settings, train, held, device);
+            let log = dir.filter(|_| self.settings.tensorboard).map(|d| {
+                d.join(TENSORBOARD_DIR)
+                    .join(point.slug())
+                    .join(format!("fold-{}", f + 1))
+            });
+            let outcome = fit_point(
+                point,
+                *optimizer,
+                &self.settings,
+                train,
+                held,
+                device,
+                log.as_deref(),
+            );
             let seconds = start.elapsed().as_secs_f64();
             let score = match outcome {
                 Ok(None) => {
@@ -309,6 +323,9 @@ impl GridSearch {
             let report = GridReport::from_scores(rows, &self.settings, self.images.len());
             if let Some(dir) = dir {
                 report.save(dir)?;
+                if self.settings.tensorboard {
+                    report.log_sessions(&dir.join(TENSORBOARD_DIR))?;
+                }
             }
             Some(report)
         } else {

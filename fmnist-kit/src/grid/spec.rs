@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::{Cnn4Config, ModelKind, NetworkConfig};
+use crate::tensorboard::HParam;
 use crate::train::{LrSchedule, OptimizerKind, TrainConfig};
 
 /// The values to try for each hyperparameter.
@@ -81,6 +82,29 @@ impl GridPoint {
     }
 }
 
+impl GridPoint {
+    /// A folder name for the point: `lr-0.001_adam_dropout-0.3_dense-256`.
+    pub fn slug(&self) -> String {
+        format!(
+            "lr-{}_{}_dropout-{}_dense-{}",
+            self.learning_rate,
+            self.optimizer.to_lowercase(),
+            self.dropout,
+            self.dense
+        )
+    }
+
+    /// The point's settings as TensorBoard hyperparameters.
+    pub fn hparams(&self) -> Vec<(String, HParam)> {
+        vec![
+            ("learning_rate".into(), HParam::Number(self.learning_rate)),
+            ("optimizer".into(), HParam::Text(self.optimizer.clone())),
+            ("dropout".into(), HParam::Number(self.dropout)),
+            ("dense".into(), HParam::Number(self.dense as f64)),
+        ]
+    }
+}
+
 impl std::fmt::Display for GridPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -127,6 +151,10 @@ pub struct GridSettings {
     /// Print one line per fit (not part of what identifies a search).
     #[serde(skip)]
     pub verbose: bool,
+    /// Log every fit for TensorBoard, in `<dir>/tensorboard/<point>/fold-<k>`, and each point
+    /// as a session of the HParams view (not part of what identifies a search) [default: true].
+    #[serde(skip)]
+    pub tensorboard: bool,
 }
 
 impl GridSettings {
@@ -149,6 +177,7 @@ impl Default for GridSettings {
             batch_size: 256,
             seed: 13,
             verbose: true,
+            tensorboard: true,
         }
     }
 }

@@ -15,7 +15,7 @@ use tch::Tensor;
 
 use super::checkpoint::{EpochRecord, History, LoopState};
 use super::config::TrainConfig;
-use super::network::TrainedNetwork;
+use super::network::{Evaluation, TrainedNetwork};
 use super::optim::Optimizer;
 use crate::error::Result;
 
@@ -80,26 +80,60 @@ pub trait Callback {
     }
 }
 
+/// What a sink is told when a fit starts: the network, the settings, and where the run stands
+/// (both 0 for a fresh run; a resumed one, or a fit after an interrupted one, continues there).
+pub struct FitStart<'a> {
+    pub model: &'a str,
+    pub config: &'a TrainConfig,
+    /// Optimiser steps and epochs done before this fit.
+    pub optimizer_steps: i64,
+    pub epochs_done: usize,
+}
+
 /// Where a run's figures go: one record per epoch, and the training loss every
 /// [`MetricsSink::loss_every_steps`] optimiser steps when it asks for it. The trainer's
-/// [`History`] is the first sink; a caller adds more with `Trainer::add_sink`.
+/// [`History`] is the first sink; the TensorBoard log (`TrainConfig::tensorboard_dir`) the
+/// next; a caller adds more with `Trainer::add_sink`. Steps are optimiser steps, 1-based over
+/// the whole run.
 pub trait MetricsSink {
-    /// One finished epoch of the network `model`.
-    fn record_epoch(&mut self, model: &str, record: &EpochRecord) -> Result<()>;
+    /// When a fit starts, before its first batch.
+    fn start_fit(&mut self, _start: &FitStart<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// One finished epoch of the network `model`, whose last step was `step`.
+    fn record_epoch(&mut self, model: &str, step: i64, record: &EpochRecord) -> Result<()>;
     /// Ask for the training loss every N steps (reading it waits for the device); `None`,
     /// the default, never.
     fn loss_every_steps(&self) -> Option<usize> {
         None
     }
-    /// The mean training loss of the last steps, after optimiser step `step` (1-based, over
-    /// the whole run).
+    /// The training loss of the batch of optimiser step `step`.
     fn record_loss(&mut self, _step: i64, _loss: f64) -> Result<()> {
+        Ok(())
+    }
+    /// Ask for a batch as the network receives it (after augmentation) at the fit's first
+    /// step; the default, never.
+    fn wants_input_sample(&self) -> bool {
+        false
+    }
+    /// The images of step `step`'s batch, `[B, 1, H, W]`, after augmentation.
+    fn record_input_sample(&mut self, _step: i64, _batch: &Tensor) -> Result<()> {
+        Ok(())
+    }
+    /// The run's network scored on `split` (e.g. "test") after `step` steps, with its
+    /// confusion matrix.
+    fn record_evaluation(
+        &mut self,
+        _step: i64,
+        _split: &str,
+        _evaluation: &Evaluation,
+    ) -> Result<()> {
         Ok(())
     }
 }
 
 impl MetricsSink for History {
-    fn record_epoch(&mut self, _model: &str, record: &EpochRecord) -> Result<()> {
+    fn record_epoch(&mut self, _model: &str, _step: i64, record: &EpochRecord) -> Result<()> {
         self.epochs.push(record.clone());
         Ok(())
     }

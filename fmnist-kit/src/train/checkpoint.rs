@@ -60,6 +60,10 @@ impl CheckpointDir {
     pub fn result(&self) -> PathBuf {
         self.0.join(RESULT)
     }
+    /// `tensorboard/`: the run's TensorBoard log.
+    pub fn tensorboard(&self) -> PathBuf {
+        self.0.join("tensorboard")
+    }
     /// `network.json`.
     pub fn network(&self) -> PathBuf {
         self.0.join(NETWORK)

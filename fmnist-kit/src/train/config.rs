@@ -77,6 +77,10 @@ pub struct TrainConfig {
     /// Write `last.safetensors`, `best.safetensors`, `optimizer.safetensors`, `state.json`
     /// and `history.json` here after every epoch.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Log the run for TensorBoard into this folder (`train::TensorBoardSink`): every epoch's
+    /// figures, the training loss every few steps, a sample batch, the settings. A profile's run
+    /// puts it beside the checkpoints, in `<checkpoints>/tensorboard`.
+    pub tensorboard_dir: Option<PathBuf>,
     /// Images per forward pass when validating and evaluating ([`Recipe::config`] takes the
     /// network's own, [`crate::models::ModelSpec::eval_batch_size`]).
     pub eval_batch_size: usize,
@@ -119,6 +123,7 @@ impl Default for TrainConfig {
             progress_seconds: 20.0,
             verbose: true,
             checkpoint_dir: None,
+            tensorboard_dir: None,
             eval_batch_size: 1000,
             channels_last: false,
             precision: Precision::Fp32,
@@ -218,37 +223,9 @@ impl TrainConfig {
     }
 }
 
-impl std::fmt::Display for TrainConfig {
-    /// The settings as a few aligned lines, for notebooks and the CLI.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let optimizer = match self.optimizer {
-            OptimizerKind::Adam { beta1, beta2, eps } => {
-                format!("Adam (beta1 {beta1}, beta2 {beta2}, eps {eps:e})")
-            }
-            OptimizerKind::Sgd { momentum, nesterov } => format!(
-                "SGD, momentum {momentum}{}",
-                if nesterov { ", Nesterov" } else { "" }
-            ),
-        };
-        let schedule = match self.schedule {
-            LrSchedule::Constant => format!("{:e}, constant", self.learning_rate),
-            LrSchedule::ReduceOnPlateau(r) => format!(
-                "{:e}, ×{} after {} epochs without a better validation loss (floor {:e})",
-                self.learning_rate, r.factor, r.patience, r.min_lr
-            ),
-            LrSchedule::WarmupCosine {
-                warmup_epochs,
-                min_lr,
-            } => format!(
-                "warm-up to {:e} over {warmup_epochs} epoch(s), then cosine decay to {}",
-                self.learning_rate,
-                if min_lr == 0.0 {
-                    "0".to_string()
-                } else {
-                    format!("{min_lr:e}")
-                }
-            ),
-        };
+impl TrainConfig {
+    /// The augmentation in a few words ("flip, shift 0.1×0.1", or "none").
+    pub fn augmentation(&self) -> String {
         let a = &self.augment;
         let mut augment = Vec::new();
         if a.horizontal_flip {
@@ -269,6 +246,50 @@ impl std::fmt::Display for TrainConfig {
                 e.p, e.area.0, e.area.1
             ));
         }
+        if augment.is_empty() {
+            "none".into()
+        } else {
+            augment.join(", ")
+        }
+    }
+
+    /// The optimiser in a few words ("Adam (beta1 0.9, …)", "SGD, momentum 0.9, Nesterov").
+    pub fn optimizer_name(&self) -> String {
+        match self.optimizer {
+            OptimizerKind::Adam { beta1, beta2, eps } => {
+                format!("Adam (beta1 {beta1}, beta2 {beta2}, eps {eps:e})")
+            }
+            OptimizerKind::Sgd { momentum, nesterov } => format!(
+                "SGD, momentum {momentum}{}",
+                if nesterov { ", Nesterov" } else { "" }
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainConfig {
+    /// The settings as a few aligned lines, for notebooks and the CLI.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let optimizer = self.optimizer_name();
+        let schedule = match self.schedule {
+            LrSchedule::Constant => format!("{:e}, constant", self.learning_rate),
+            LrSchedule::ReduceOnPlateau(r) => format!(
+                "{:e}, ×{} after {} epochs without a better validation loss (floor {:e})",
+                self.learning_rate, r.factor, r.patience, r.min_lr
+            ),
+            LrSchedule::WarmupCosine {
+                warmup_epochs,
+                min_lr,
+            } => format!(
+                "warm-up to {:e} over {warmup_epochs} epoch(s), then cosine decay to {}",
+                self.learning_rate,
+                if min_lr == 0.0 {
+                    "0".to_string()
+                } else {
+                    format!("{min_lr:e}")
+                }
+            ),
+        };
         let rows = [
             ("epochs", self.epochs.to_string()),
             ("batch size", self.batch_size.to_string()),
@@ -297,14 +318,7 @@ impl std::fmt::Display for TrainConfig {
                     format!("after {p} epochs without improvement")
                 }),
             ),
-            (
-                "augmentation",
-                if augment.is_empty() {
-                    "none".into()
-                } else {
-                    augment.join(", ")
-                },
-            ),
+            ("augmentation", self.augmentation()),
             (
                 "scoring",
                 if self.test_time_flip {

@@ -21,6 +21,7 @@ use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::NetworkConfig;
+use crate::tensorboard::EventWriter;
 
 /// How the sweep runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,7 +127,19 @@ pub fn lr_find(
             format!("{} images, fewer than one batch of {bs}", train.len()),
         ));
     }
+    // The sweep is logged beside the run's own log, in `<its TensorBoard folder>/lr-find`.
+    let mut log = match &config.tensorboard_dir {
+        Some(dir) => {
+            let dir = dir.join("lr-find");
+            if dir.is_dir() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            Some(EventWriter::create(&dir)?)
+        }
+        None => None,
+    };
     let config = TrainConfig {
+        tensorboard_dir: None,
         schedule: LrSchedule::Constant,
         early_stopping_patience: None,
         checkpoint_dir: None,
@@ -185,6 +198,13 @@ pub fn lr_find(
             let running = average / (1.0 - find.smoothing.powi(step as i32 + 1));
             found.rates.push(lr);
             found.losses.push(loss);
+            if let Some(w) = &mut log {
+                let step = step as i64 + 1;
+                w.scalars(
+                    step,
+                    &[("lr_find/loss", loss), ("lr_find/learning_rate", lr)],
+                )?;
+            }
             best = best.min(running);
             if running > find.diverge_factor * best {
                 found.stop_reason = format!(
@@ -198,6 +218,23 @@ pub fn lr_find(
     })?;
     drop(interrupt);
     found.smoothed = centred_average(&found.losses, (find.steps / 30).max(2));
+    if let Some(w) = &mut log {
+        // TensorBoard's x axis is the step; each step's rate is logged beside its loss.
+        for (i, smoothed) in found.smoothed.iter().enumerate() {
+            w.scalars(i as i64 + 1, &[("lr_find/loss_smoothed", *smoothed)])?;
+        }
+        let rate = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r:.2e}"));
+        w.text(
+            "lr_find/suggestion",
+            found.rates.len() as i64,
+            &format!(
+                "steepest descent at {}, lowest loss at {}; {}",
+                rate(found.steepest()),
+                rate(found.min_loss_rate()),
+                found.stop_reason
+            ),
+        )?;
+    }
     Ok(found)
 }
 

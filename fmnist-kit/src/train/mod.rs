@@ -12,6 +12,7 @@
 //!   which [`interrupt`] raises on SIGINT),
 //!   [`callbacks`] (best epoch, progress, early stopping, checkpoints) and [`schedule`]
 //!   (warm-up + cosine, reduce on plateau);
+//! - [`tensorboard_sink`]: the TensorBoard log of a run, a metrics sink;
 //! - [`lr_find`]: the learning-rate finder (a sweep of rising rates, the loss against the rate);
 //! - [`throughput`]: the training benchmark;
 //! - [`network`]: the trained network for inference ([`TrainedNetwork`]: load a checkpoint,
@@ -34,10 +35,13 @@ mod optim;
 pub mod precision;
 pub mod recipe;
 pub mod schedule;
+pub mod tensorboard_sink;
 pub mod throughput;
 pub mod trainer;
 
-pub use callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext, StopRequest};
+pub use callback::{
+    Callback, EndContext, EpochContext, FitStart, MetricsSink, StepContext, StopRequest,
+};
 pub use checkpoint::{CheckpointDir, EpochRecord, History, LoopState, NetworkFile, RunResult};
 pub use config::{OptimizerKind, TrainConfig};
 pub use device::best_device;
@@ -48,5 +52,6 @@ pub use network::{Evaluation, TrainedNetwork};
 pub use precision::{torch_built_version, Autocast, Precision};
 pub use recipe::Recipe;
 pub use schedule::{LrSchedule, ReduceLrOnPlateau};
+pub use tensorboard_sink::{hparams_of, TensorBoardSink};
 pub use throughput::measure_throughput;
 pub use trainer::Trainer;

@@ -11,19 +11,22 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::NetworkFile;
 use super::precision::{Autocast, Precision};
-use crate::data::ImageSet;
+use crate::data::{ImageSet, NUM_CLASSES};
 use crate::error::{Error, Result};
 use crate::metrics::Predictions;
 use crate::models::{
     self, is_channels_last, to_channels_last, Classifier, ModelKind, ModelSummary, NetworkConfig,
 };
 
-/// Loss and accuracy on a labelled set.
+/// Loss, accuracy and confusion matrix on a labelled set.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub loss: f64,
     pub accuracy: f64,
     pub images: usize,
+    /// `confusion[true][predicted]`: how many images of each class went to each class.
+    #[serde(default)]
+    pub confusion: [[u64; NUM_CLASSES]; NUM_CLASSES],
 }
 
 /// A network with its variables on a device, in evaluation mode for everything it computes.
@@ -310,6 +313,7 @@ impl TrainedNetwork {
             ));
         }
         let (mut loss, mut correct) = (0.0f64, 0i64);
+        let mut confusion = [[0u64; NUM_CLASSES]; NUM_CLASSES];
         self.for_each_batch(x, |i, xb| {
             let len = xb.size()[0];
             let yb = y.narrow(0, i, len).to_device(self.device);
@@ -322,16 +326,24 @@ impl TrainedNetwork {
                 loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
                 logits
             };
-            correct += scores
-                .argmax(1, false)
-                .eq_tensor(&yb)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            let predicted = scores.argmax(1, false);
+            correct += predicted.eq_tensor(&yb).sum(Kind::Int64).int64_value(&[]);
+            let on_cpu =
+                |t: &Tensor| Vec::<i64>::try_from(t.to_kind(Kind::Int64).to_device(Device::Cpu));
+            if let (Ok(truth), Ok(predicted)) = (on_cpu(&yb), on_cpu(&predicted)) {
+                let class = |c: i64| usize::try_from(c).ok().filter(|&c| c < NUM_CLASSES);
+                for (t, p) in truth.into_iter().zip(predicted) {
+                    if let (Some(t), Some(p)) = (class(t), class(p)) {
+                        confusion[t][p] += 1;
+                    }
+                }
+            }
         })?;
         Ok(Evaluation {
             loss: loss / n as f64,
             accuracy: correct as f64 / n as f64,
             images: n as usize,
+            confusion,
         })
     }
 

@@ -78,6 +78,7 @@ impl Recipe {
             progress_seconds: 0.0,
             verbose: false,
             checkpoint_dir: None,
+            tensorboard_dir: None,
             eval_batch_size: 4096,
             channels_last: false,
             precision: Precision::Fp32,

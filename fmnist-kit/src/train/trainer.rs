@@ -26,13 +26,16 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::callback::{Callback, EndContext, EpochContext, MetricsSink, StepContext, StopRequest};
+use super::callback::{
+    Callback, EndContext, EpochContext, FitStart, MetricsSink, StepContext, StopRequest,
+};
 use super::callbacks::for_config;
-use super::checkpoint::{EpochRecord, History, LoopState, RunResult};
+use super::checkpoint::{EpochRecord, History, LoopState};
 use super::config::TrainConfig;
 use super::network::{Evaluation, TrainedNetwork};
 use super::optim::{to_channels_last, Optimizer, StepSettings};
 use super::precision::Autocast;
+use super::tensorboard_sink::TensorBoardSink;
 use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
@@ -110,6 +113,11 @@ impl Trainer {
         net.channels_last = config.channels_last;
         net.test_time_flip = config.test_time_flip;
         let kind = net.kind.to_string();
+        let sinks = config
+            .tensorboard_dir
+            .iter()
+            .map(|d| Box::new(TensorBoardSink::new(d)) as Box<dyn MetricsSink>)
+            .collect();
         let state = LoopState {
             model: kind.clone(),
             learning_rate: config.learning_rate,
@@ -126,7 +134,7 @@ impl Trainer {
             net,
             optimizer,
             state,
-            sinks: Vec::new(),
+            sinks,
             stop: StopRequest::default(),
             stop_armed: false,
             channels_last_active: false,
@@ -139,7 +147,8 @@ impl Trainer {
         self.pieces.push(piece);
     }
 
-    /// Adds a sink for the figures of every epoch (after the history).
+    /// Adds a sink for the figures of every epoch (after the history, and the TensorBoard log
+    /// when `config.tensorboard_dir` asks for one).
     pub fn add_sink(&mut self, sink: Box<dyn MetricsSink>) {
         self.sinks.push(sink);
     }
@@ -196,34 +205,6 @@ impl Trainer {
     /// Mean cross-entropy and accuracy on `set` (evaluation mode, no L2 term).
     pub fn evaluate(&self, set: &ImageSet) -> Result<Evaluation> {
         self.net.evaluate(set)
-    }
-
-    /// The figures of this run evaluated on `test`, for `result.json`.
-    pub fn result(
-        &self,
-        profile: &str,
-        train_images: usize,
-        train_seconds: f64,
-        test: &Evaluation,
-    ) -> RunResult {
-        RunResult {
-            model: self.history.model.clone(),
-            profile: profile.to_string(),
-            device: format!("{:?}", self.device),
-            train_images,
-            epochs_run: self.history.epochs.len(),
-            stop_reason: match self.interrupted_after {
-                Some(_) => "interrupted".into(),
-                None => self.history.stop_reason.clone(),
-            },
-            train_seconds,
-            best_val_accuracy: self.history.best().map(|b| b.val_accuracy),
-            test_accuracy: test.accuracy,
-            test_loss: test.loss,
-            test_images: test.images,
-            settings: self.config.to_string(),
-            interrupted_after: self.interrupted_after,
-        }
     }
 
     /// Forward and loss under autocast (bf16 when configured), NaN guard, backward.
@@ -395,35 +376,7 @@ impl Trainer {
         y_val: &Tensor,
         epochs: usize,
     ) -> Result<&History> {
-        let (n, n_val) = (x.size().first().copied(), x_val.size().first().copied());
-        if n.unwrap_or(0) == 0 || n_val.unwrap_or(0) == 0 {
-            return Err(Error::param(
-                "train",
-                "the training and validation sets must not be empty",
-            ));
-        }
-        if y.size() != [n.unwrap_or(0)] || y_val.size() != [n_val.unwrap_or(0)] {
-            return Err(Error::param(
-                "labels",
-                format!(
-                    "{:?} and {:?} labels for {:?} and {:?} inputs",
-                    y.size(),
-                    y_val.size(),
-                    x.size(),
-                    x_val.size()
-                ),
-            ));
-        }
-        let images = x.dim() == 4 && x.size()[1] == 1;
-        if !images && !self.config.augment.is_identity() {
-            return Err(Error::param(
-                "augment",
-                format!(
-                    "augmentation works on image batches [N, 1, H, W], not on {:?}",
-                    x.size()
-                ),
-            ));
-        }
+        check_inputs(x, y, x_val, y_val, &self.config)?;
         let until = self
             .state
             .epochs_done
@@ -432,6 +385,15 @@ impl Trainer {
         // A request belongs to a running fit: one left from before this call is dropped.
         self.interrupted_after = None;
         self.stop.clear();
+        let start = FitStart {
+            model: &self.state.model,
+            config: &self.config,
+            optimizer_steps: self.state.optimizer_steps,
+            epochs_done: self.state.epochs_done,
+        };
+        for s in &mut self.sinks {
+            s.start_fit(&start)?;
+        }
         let mut pieces = std::mem::take(&mut self.pieces);
         let trained = self
             .in_training_layout(|this| this.train_epochs(&mut pieces, x, y, x_val, y_val, until));
@@ -512,6 +474,12 @@ impl Trainer {
                 if augment {
                     xb = augmenter.apply(&xb)?;
                 }
+                if b == 0 && x.dim() == 4 {
+                    let step = self.state.optimizer_steps + 1;
+                    for s in self.sinks.iter_mut().filter(|s| s.wants_input_sample()) {
+                        s.record_input_sample(step, &xb)?;
+                    }
+                }
                 let yb = y_train.index_select(0, &idx);
                 let (data_loss, logits) = self.step_batch(
                     pieces,
@@ -575,9 +543,10 @@ impl Trainer {
     /// first), then runs every piece's `after_epoch`.
     fn end_epoch(&mut self, pieces: &mut [Box<dyn Callback>], record: &EpochRecord) -> Result<()> {
         self.state.epochs_done = record.epoch;
-        self.history.record_epoch(&self.state.model, record)?;
+        let step = self.state.optimizer_steps;
+        self.history.record_epoch(&self.state.model, step, record)?;
         for s in &mut self.sinks {
-            s.record_epoch(&self.state.model, record)?;
+            s.record_epoch(&self.state.model, step, record)?;
         }
         let mut ctx = EpochContext {
             config: &self.config,
@@ -592,7 +561,11 @@ impl Trainer {
     }
 }
 
+mod inputs;
+mod report;
 mod resume;
+
+use inputs::check_inputs;
 
 #[cfg(test)]
 pub(crate) mod tests;

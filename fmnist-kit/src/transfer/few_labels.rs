@@ -47,6 +47,15 @@ impl FewLabelMethod {
             FewLabelMethod::FineTuned => "fine-tuned",
         }
     }
+
+    /// A name for folders: `scratch`, `frozen`, `fine-tuned`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            FewLabelMethod::Scratch => "scratch",
+            FewLabelMethod::Frozen => "frozen",
+            FewLabelMethod::FineTuned => "fine-tuned",
+        }
+    }
 }
 
 /// One run.
@@ -256,13 +265,29 @@ fn study_rows(
                     ));
                 }
             };
+            let log = |m: FewLabelMethod| -> Result<Option<std::path::PathBuf>> {
+                let Some(root) = &settings.tensorboard_dir else {
+                    return Ok(None);
+                };
+                let dir = root
+                    .join(format!("{k}-per-class"))
+                    .join(format!("seed-{seed}"))
+                    .join(m.slug());
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                }
+                Ok(Some(dir))
+            };
             // Frozen trunk + head.
             let start = Instant::now();
             let features = extractor.extract(&labelled)?;
             let (head, _, _) = train_head(
                 backbone,
                 &frozen_config,
-                Recipe::Tuned.head_config(settings.head_epochs, seed),
+                TrainConfig {
+                    tensorboard_dir: log(FewLabelMethod::Frozen)?,
+                    ..Recipe::Tuned.head_config(settings.head_epochs, seed)
+                },
                 (&features, &labelled.labels_tensor()),
                 (&val_features, &val_labels),
                 false,
@@ -278,6 +303,7 @@ fn study_rows(
                 NetworkConfig::Transfer(backbone, frozen_config.clone()),
                 TrainConfig {
                     verbose: false,
+                    tensorboard_dir: log(FewLabelMethod::FineTuned)?,
                     ..Recipe::Tuned.fine_tune_config(backbone, epochs, settings.batch_size, seed)
                 },
                 extractor.device,
@@ -291,7 +317,9 @@ fn study_rows(
             if fit_interruptibly(&mut t, |t| t.fit(&repeated, validation).map(|_| ()))?.is_some() {
                 return Err(stopped());
             }
-            let fine = t.evaluate(test)?.accuracy;
+            let scored = t.evaluate(test)?;
+            t.record_evaluation("test", &scored)?;
+            let fine = scored.accuracy;
             let fine_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::FineTuned, fine, fine_seconds);
             // From scratch: the same network, random weights, everything trained.
@@ -304,13 +332,18 @@ fn study_rows(
                         ..frozen_config.clone()
                     },
                 ),
-                Recipe::Tuned.scratch_config(backbone, epochs, settings.batch_size, seed),
+                TrainConfig {
+                    tensorboard_dir: log(FewLabelMethod::Scratch)?,
+                    ..Recipe::Tuned.scratch_config(backbone, epochs, settings.batch_size, seed)
+                },
                 extractor.device,
             )?;
             if fit_interruptibly(&mut t, |t| t.fit(&repeated, validation).map(|_| ()))?.is_some() {
                 return Err(stopped());
             }
-            let scratch = t.evaluate(test)?.accuracy;
+            let scored = t.evaluate(test)?;
+            t.record_evaluation("test", &scored)?;
+            let scratch = scored.accuracy;
             let scratch_seconds = start.elapsed().as_secs_f64();
             note(FewLabelMethod::Scratch, scratch, scratch_seconds);
             rows.push(FewLabelRow {

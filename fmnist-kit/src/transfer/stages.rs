@@ -3,6 +3,7 @@
 //! fine-tunes on the images. Checkpoints, resume, history and `result.json` as for the other
 //! networks, plus `transfer.json` with both stages' figures.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -231,11 +232,14 @@ impl TransferRun {
                 feats.push(f.features);
             }
             let feature_seconds = start.elapsed().as_secs_f64();
+            let mut head_config = self
+                .recipe
+                .head_config(self.profile.transfer_head_epochs, self.options.seed);
+            head_config.tensorboard_dir = self.fresh_log("stage1")?;
             let (head, history, train_seconds) = train_head(
                 self.backbone,
                 &self.config,
-                self.recipe
-                    .head_config(self.profile.transfer_head_epochs, self.options.seed),
+                head_config,
                 (&feats[0], &self.sets.train.labels_tensor()),
                 (&feats[1], &self.sets.validation.labels_tensor()),
                 self.options.verbose,
@@ -321,6 +325,16 @@ impl TransferRun {
 
     /// The trainer of stage 2: the transfer network with the extractor's trunk and stage 1's
     /// head, the first part of the trunk frozen ([`Backbone::frozen_when_fine_tuning`]).
+    /// The TensorBoard folder of `stage` (`<checkpoints>/tensorboard/<stage>`), emptied of an
+    /// earlier run's log; `None` when the options turn logging off.
+    fn fresh_log(&self, stage: &str) -> Result<Option<PathBuf>> {
+        let dir = self.checkpoints.tensorboard().join(stage);
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(self.options.tensorboard.then_some(dir))
+    }
+
     fn fine_tune_trainer(&self, config: TrainConfig) -> Result<Trainer> {
         let network = NetworkConfig::Transfer(self.backbone, self.config.clone());
         Trainer::new_with(network, config, self.extractor.device, |vs| {
@@ -348,6 +362,10 @@ impl TransferRun {
                 .fine_tune_config(self.backbone, epochs, batch_size, self.options.seed);
         self.options.adjust(&mut config);
         config.checkpoint_dir = Some(self.checkpoints.0.clone());
+        config.tensorboard_dir = self
+            .options
+            .tensorboard
+            .then(|| self.checkpoints.tensorboard().join("stage2"));
         let key_file = self.checkpoints.path().join(STAGE2_KEY);
         let key = self.stage_two_key(batch_size)?;
         // An interrupted fine-tuning continues in the trainer it stopped in.
@@ -395,6 +413,10 @@ impl TransferRun {
             }
         }
         write_json_atomic(&key_file, &key)?;
+        if !continuing && trainer.epochs_done() == 0 {
+            // A fine-tuning from its first epoch: the log of an earlier one goes.
+            self.fresh_log("stage2")?;
+        }
         if !continuing {
             self.say(format!("stage 2: fine-tuning\n{}", trainer.config));
         }
@@ -414,6 +436,7 @@ impl TransferRun {
         // All epochs, also those of earlier sittings when the run was resumed.
         self.stage2_seconds = trainer.history.seconds();
         let test = trainer.evaluate(&self.sets.test)?;
+        trainer.record_evaluation("test", &test)?;
         let run = trainer.result(
             &self.profile.name.to_string(),
             self.sets.train.len(),

@@ -14,6 +14,8 @@ use fmnist_kit::{Profile, ProfileName};
 pub(crate) struct Globals {
     pub device: tch::Device,
     pub precision: Precision,
+    /// Write TensorBoard logs (`--no-tensorboard` turns them off).
+    pub tensorboard: bool,
 }
 
 /// The profile named on the command line, else `$FMNIST_PROFILE`'s, else quick.

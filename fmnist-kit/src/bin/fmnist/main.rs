@@ -43,6 +43,10 @@ struct Cli {
     /// Precision of forward passes (the weights stay fp32).
     #[arg(long, global = true, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
+    /// Write no TensorBoard logs (by default every training writes them: `fmnist train` and
+    /// `transfer` beside their checkpoints, `grid` in `<dir>/tensorboard`).
+    #[arg(long, global = true)]
+    no_tensorboard: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -259,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
     let g = Globals {
         device,
         precision: cli.precision,
+        tensorboard: !cli.no_tensorboard,
     };
     match cli.command {
         Command::Doctor { .. } => Ok(()),

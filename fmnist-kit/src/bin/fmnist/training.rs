@@ -104,6 +104,7 @@ pub(crate) fn run_train(a: TrainArgs, g: Globals) -> Result<()> {
         verbose: true,
         device: Some(g.device),
         precision: Some(g.precision),
+        tensorboard: g.tensorboard,
         ..Default::default()
     };
     let mut run = TrainingRun::prepare(a.model, &profile, &d, options)?;
@@ -381,6 +382,10 @@ pub(crate) fn run_lr_find(a: LrFindArgs, g: Globals) -> Result<()> {
     let mut config = profile.train_config(a.model);
     config.seed = a.seed;
     config.precision = g.precision;
+    // Logged in <the network's checkpoint folder>/tensorboard/lr-find.
+    config.tensorboard_dir = g
+        .tensorboard
+        .then(|| profile.checkpoint_dir(a.model).tensorboard());
     if let Some(b) = a.batch_size {
         config.batch_size = b;
     }

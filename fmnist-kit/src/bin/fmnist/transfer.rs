@@ -174,6 +174,7 @@ pub(crate) fn run_transfer(a: TransferArgs, g: Globals) -> Result<()> {
         device: Some(g.device),
         precision: Some(g.precision),
         seed: a.seed,
+        tensorboard: g.tensorboard,
         ..Default::default()
     };
     let mut run = TransferRun::prepare(kind, &profile, &d, options)?;
