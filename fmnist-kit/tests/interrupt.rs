@@ -422,6 +422,7 @@ fn an_interrupted_few_label_study_returns_the_runs_it_finished() {
     let _cache = CacheDir::set(&cache);
     let extractor =
         FeatureExtractor::new(Backbone::EfficientNetLite0, &weights, 64, Device::Cpu).unwrap();
+    let log = tempfile::tempdir().unwrap();
     let settings = FewLabelSettings {
         per_class: vec![3],
         seeds: vec![1, 2],
@@ -430,6 +431,7 @@ fn an_interrupted_few_label_study_returns_the_runs_it_finished() {
         head_epochs: 2,
         validation_images: 40,
         test_images: 40,
+        tensorboard_dir: Some(log.path().to_path_buf()),
     };
     let (pool, validation, test) = (
         synthetic_set(300, 11),
@@ -456,4 +458,20 @@ fn an_interrupted_few_label_study_returns_the_runs_it_finished() {
     let whole = few_label_study(&extractor, &pool, &validation, &test, &settings, false).unwrap();
     assert!(!whole.interrupted);
     assert_eq!(whole.rows.len(), 6);
+    // Every run of the study logged its epochs for TensorBoard.
+    for seed in [1, 2] {
+        for method in fmnist_kit::transfer::FewLabelMethod::ALL {
+            let dir = log
+                .path()
+                .join("3-per-class")
+                .join(format!("seed-{seed}"))
+                .join(method.slug());
+            let points = fmnist_kit::tensorboard::read_scalars(&dir).unwrap();
+            assert!(
+                points.iter().any(|p| p.tag == "loss/train"),
+                "{} holds the training curve",
+                dir.display()
+            );
+        }
+    }
 }

@@ -110,6 +110,7 @@ impl GridSearch {
             spec: spec.clone(),
             settings: GridSettings {
                 verbose: false,
+                tensorboard: false,
                 ..settings.clone()
             },
             images: images.len(),
