@@ -14,4 +14,4 @@ mod writer;
 pub use image::{gray_grid_png, heat_map_png};
 pub use reader::{read_scalars, ScalarPoint};
 pub use record::{frame, masked_crc32c, read_records};
-pub use writer::{EventWriter, HParam};
+pub use writer::{clear_run, EventWriter, HParam};

@@ -374,8 +374,8 @@ fn no_file_sits_in_an_import_circle() {
 /// layer.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["util", "display", "tensorboard"],
-    &["data"],
+    &["util", "display"],
+    &["data", "tensorboard"],
     &["augment", "tsne"],
     &["models"],
     &["metrics"],

@@ -7,6 +7,7 @@ use tch::Device;
 use super::spec::{GridPoint, GridSettings};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
+use crate::tensorboard::clear_run;
 use crate::train::{fit_interruptibly, OptimizerKind, TensorBoardSink, Trainer};
 
 /// One fit: a fresh `Cnn4` with the point's dropout and dense size, trained for the settings'
@@ -25,9 +26,7 @@ pub fn fit_point(
     let config = point.train_config(optimizer, settings);
     let mut trainer = Trainer::new(point.network(), config, device)?;
     if let Some(dir) = log {
-        if dir.is_dir() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+        clear_run(dir)?;
         trainer.add_sink(Box::new(TensorBoardSink::new(dir).without_hparams()));
     }
     if fit_interruptibly(&mut trainer, |t| t.fit(train, held_out).map(|_| ()))?.is_some() {

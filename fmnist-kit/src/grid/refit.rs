@@ -13,6 +13,7 @@ use super::sessions::TENSORBOARD_DIR;
 use super::spec::GridPoint;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
+use crate::tensorboard::clear_run;
 use crate::train::{fit_interruptibly, TrainConfig, Trainer};
 use crate::util::{read_json, write_json_atomic};
 
@@ -103,21 +104,16 @@ pub fn refit_best(
             )
         })?;
     let start = Instant::now();
+    let log = dir.join(TENSORBOARD_DIR).join("refit");
+    clear_run(&log)?;
     let mut trainer = Trainer::new(
         point.network(),
         TrainConfig {
-            tensorboard_dir: search
-                .settings
-                .tensorboard
-                .then(|| dir.join(TENSORBOARD_DIR).join("refit")),
+            tensorboard_dir: search.settings.tensorboard.then_some(log),
             ..point.train_config(optimizer, &search.settings)
         },
         device,
     )?;
-    let log = dir.join(TENSORBOARD_DIR).join("refit");
-    if log.is_dir() {
-        std::fs::remove_dir_all(&log).map_err(|e| Error::io(&log, e))?;
-    }
     if let Some(k) = fit_interruptibly(&mut trainer, |t| {
         t.fit(&search.images, validation).map(|_| ())
     })? {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::report::GridReport;
+use super::spec::GridPoint;
 use crate::error::Result;
 use crate::tensorboard::{EventWriter, HParam};
 
@@ -22,14 +23,16 @@ impl GridReport {
         let Some(first) = self.rows.first() else {
             return Ok(());
         };
-        let mut columns = first.point.hparams();
-        columns.push(("folds".into(), HParam::Number(self.settings.folds as f64)));
+        let hparams_of = |point: &GridPoint| {
+            let mut h = point.hparams();
+            h.push(("folds".into(), HParam::Number(self.settings.folds as f64)));
+            h
+        };
         EventWriter::replace(root, "grid-experiment", |w| {
-            w.hparams_experiment("grid search", &columns, &SESSION_METRICS)
+            w.hparams_experiment("grid search", &hparams_of(&first.point), &SESSION_METRICS)
         })?;
         for row in &self.rows {
-            let mut hparams = row.point.hparams();
-            hparams.push(("folds".into(), HParam::Number(self.settings.folds as f64)));
+            let hparams = hparams_of(&row.point);
             EventWriter::replace(&root.join(row.point.slug()), "grid-session", |w| {
                 w.hparams_session(&hparams)?;
                 w.scalars(

@@ -17,6 +17,7 @@ use prost::Message;
 use super::proto::*;
 use super::record::frame;
 use crate::error::{Error, Result};
+use crate::util::write_atomic;
 
 /// A hyperparameter's value, for TensorBoard's HParams view.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,12 +73,19 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Where a writer's records go: its event file, or memory for a file written whole.
+#[derive(Debug)]
+enum Output {
+    File(File),
+    Memory(Vec<u8>),
+}
+
 /// One event file in a run's folder; a folder may hold several (a resumed run adds one), which
 /// TensorBoard reads in the order of their names.
 #[derive(Debug)]
 pub struct EventWriter {
     path: PathBuf,
-    file: File,
+    out: Output,
 }
 
 impl EventWriter {
@@ -91,37 +99,31 @@ impl EventWriter {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        let mut w = EventWriter { path, file };
+        EventWriter::start(path, Output::File(file))
+    }
+
+    fn start(path: PathBuf, out: Output) -> Result<EventWriter> {
+        let mut w = EventWriter { path, out };
         w.write(0, EventWhat::FileVersion("brain.Event:2".into()))?;
         Ok(w)
     }
 
     /// A whole event file written at once, replacing `dir/<name>` (its name gets the
-    /// `events.out.tfevents.` prefix TensorBoard looks for): `write` fills a writer on a
-    /// temporary name, which is then renamed into place, so a rerun replaces the file instead of
-    /// adding a second one, and a reader never sees half of it.
+    /// `events.out.tfevents.` prefix TensorBoard looks for): `write` fills a writer in memory,
+    /// which is then written atomically, so a rerun replaces the file instead of adding a second
+    /// one, and a reader never sees half of it.
     pub fn replace(
         dir: &Path,
         name: &str,
         write: impl FnOnce(&mut EventWriter) -> Result<()>,
     ) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(format!("events.out.tfevents.{name}"));
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut w = EventWriter {
-            path: tmp.clone(),
-            file,
-        };
-        let written = w
-            .write(0, EventWhat::FileVersion("brain.Event:2".into()))
-            .and_then(|()| write(&mut w))
-            .and_then(|()| w.file.sync_all().map_err(|e| Error::io(&tmp, e)))
-            .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let mut w = EventWriter::start(path.clone(), Output::Memory(Vec::new()))?;
+        write(&mut w)?;
+        if let Output::Memory(bytes) = &w.out {
+            write_atomic(&path, bytes)?;
         }
-        written.map(|()| path)
+        Ok(path)
     }
 
     /// The event file.
@@ -136,10 +138,16 @@ impl EventWriter {
             what: Some(what),
         };
         let bytes = frame(&event.encode_to_vec());
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.flush())
-            .map_err(|e| Error::io(&self.path, e))
+        match &mut self.out {
+            Output::File(file) => file
+                .write_all(&bytes)
+                .and_then(|()| file.flush())
+                .map_err(|e| Error::io(&self.path, e)),
+            Output::Memory(buffer) => {
+                buffer.extend_from_slice(&bytes);
+                Ok(())
+            }
+        }
     }
 
     fn summary(&mut self, step: i64, values: Vec<SummaryValue>) -> Result<()> {
@@ -290,6 +298,15 @@ impl EventWriter {
         };
         self.hparams("_hparams_/experiment", HParamsData::Experiment(experiment))
     }
+}
+
+/// Empties a run's log folder `dir` (a run trained again from its start replaces its log);
+/// a folder that is not there is fine.
+pub fn clear_run(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 fn plugin(name: &str, content: Vec<u8>) -> SummaryMetadata {

@@ -21,7 +21,7 @@ use crate::augment::Augmenter;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::models::NetworkConfig;
-use crate::tensorboard::EventWriter;
+use crate::tensorboard::{clear_run, EventWriter};
 
 /// How the sweep runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,9 +131,7 @@ pub fn lr_find(
     let mut log = match &config.tensorboard_dir {
         Some(dir) => {
             let dir = dir.join("lr-find");
-            if dir.is_dir() {
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            }
+            clear_run(&dir)?;
             Some(EventWriter::create(&dir)?)
         }
         None => None,

@@ -17,6 +17,7 @@ use crate::display::Html;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, NetworkConfig, TransferConfig};
 pub use crate::profile::FewLabelSettings;
+use crate::tensorboard::clear_run;
 use crate::train::{fit_interruptibly, InterruptGuard, Recipe, TrainConfig, Trainer};
 use crate::util::progress_line;
 
@@ -273,9 +274,7 @@ fn study_rows(
                     .join(format!("{k}-per-class"))
                     .join(format!("seed-{seed}"))
                     .join(m.slug());
-                if dir.is_dir() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                }
+                clear_run(&dir)?;
                 Ok(Some(dir))
             };
             // Frozen trunk + head.

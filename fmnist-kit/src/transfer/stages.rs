@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::models::{Backbone, ModelKind, NetworkConfig, TransferConfig, Weights};
 use crate::profile::{Profile, ProfileSets};
 use crate::run::RunOptions;
+use crate::tensorboard::clear_run;
 use crate::train::{
     fit_interruptibly, Callback, CheckpointDir, Evaluation, History, InterruptGuard, Precision,
     Recipe, RunResult, TrainConfig, TrainedNetwork, Trainer,
@@ -329,9 +330,7 @@ impl TransferRun {
     /// earlier run's log; `None` when the options turn logging off.
     fn fresh_log(&self, stage: &str) -> Result<Option<PathBuf>> {
         let dir = self.checkpoints.tensorboard().join(stage);
-        if dir.is_dir() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
+        clear_run(&dir)?;
         Ok(self.options.tensorboard.then_some(dir))
     }
 
