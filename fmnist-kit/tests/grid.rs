@@ -154,6 +154,30 @@ fn killed_and_rerun_equals_uninterrupted_and_shards_equal_one_process() {
         );
         assert!(half["report"].is_null());
     }
+    // The final job of a sharded search trains nothing: it names the shards whose fits are
+    // missing, and on a complete folder it reports.
+    let unfinished = grid_cmd(&d, &dir("part1"), &["--finish-shards", "2"], &cache)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unfinished.stderr);
+    assert!(!unfinished.status.success());
+    assert!(
+        said.contains("16 of 32 fits are not recorded") && said.contains("shard(s) 2/2 did not"),
+        "{said}"
+    );
+    assert_eq!(records(&dir("part1")), 16, "the final job trained nothing");
+    let finished = json(
+        grid_cmd(
+            &d,
+            &dir("shared"),
+            &["--finish-shards", "2", "--no-refit"],
+            &cache,
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(finished["fits_run"], 0);
+    assert_eq!(scores(&finished), expected);
     let merged = json(
         grid_cmd(&d, &dir("merged"), &["--no-refit", "--merge"], &cache)
             .arg(dir("part1"))

@@ -179,6 +179,37 @@ impl GridSearch {
             && self.identity.fit_key(&record.point, record.fold)? == record.key)
     }
 
+    /// The fits of this search in `dir` (claimed for it) per (point, fold), with the record
+    /// files of other searches found there.
+    fn recorded(&self, dir: &Path) -> Result<(Vec<Vec<Option<FitScore>>>, Vec<PathBuf>)> {
+        self.identity.claim(dir)?;
+        let mut scores = vec![vec![None; self.settings.folds]; self.spec.points().len()];
+        let mut ignored = Vec::new();
+        for (path, record) in read_records(dir)? {
+            if self.owns_record(&record)? {
+                scores[record.point_index][record.fold] = Some(record.score());
+            } else {
+                ignored.push(path);
+            }
+        }
+        Ok((scores, ignored))
+    }
+
+    /// The fits not recorded in `dir` yet, as (point index, fold), both 0-based, in the order
+    /// [`Shard::owns`] numbers them. Trains nothing; `dir` is claimed for this search.
+    pub fn missing_fits(&self, dir: &Path) -> Result<Vec<(usize, usize)>> {
+        let (scores, _) = self.recorded(dir)?;
+        let mut missing = Vec::new();
+        for (pi, folds) in scores.iter().enumerate() {
+            for (f, s) in folds.iter().enumerate() {
+                if s.is_none() {
+                    missing.push((pi, f));
+                }
+            }
+        }
+        Ok(missing)
+    }
+
     /// Runs the fits of `shard` that are not recorded yet, recording each in `dir/fits/` as
     /// soon as it ends (with `dir`; in memory without). When every fit of the search is then
     /// recorded, builds the report (and writes `dir/report.json`). An interrupt (SIGINT) stops
@@ -189,19 +220,12 @@ impl GridSearch {
         let points = self.spec.points();
         let folds = self.settings.folds;
         // Known fit outcomes per (point, fold).
-        let mut scores: Vec<Vec<Option<FitScore>>> = vec![vec![None; folds]; points.len()];
-        let mut ignored = Vec::new();
-        let mut reused = 0;
+        let (mut scores, ignored) = match dir {
+            Some(dir) => self.recorded(dir)?,
+            None => (vec![vec![None; folds]; points.len()], Vec::new()),
+        };
+        let reused = scores.iter().flatten().filter(|s| s.is_some()).count();
         if let Some(dir) = dir {
-            self.identity.claim(dir)?;
-            for (path, record) in read_records(dir)? {
-                if self.owns_record(&record)? {
-                    scores[record.point_index][record.fold] = Some(record.score());
-                    reused += 1;
-                } else {
-                    ignored.push(path);
-                }
-            }
             if self.settings.verbose && !ignored.is_empty() {
                 progress_line(&format!(
                     "ignored {} record(s) of another search in {} (e.g. {})",

@@ -1,6 +1,6 @@
 //! `grid`: the original's grid search, resumable, shardable, with the refit of the best point.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -27,6 +27,10 @@ pub(crate) struct GridArgs {
     /// Copy the records of these folders (other machines' shards) into --out first.
     #[arg(long, num_args = 1..)]
     merge: Vec<PathBuf>,
+    /// The final job of an N-shard search: train nothing; when fits are missing, fail naming the
+    /// shards K/N that own them (resubmit those), else write the report and refit.
+    #[arg(long, value_name = "N", conflicts_with = "shard")]
+    finish_shards: Option<usize>,
     /// Do not retrain the best point on all the images when the search is complete.
     #[arg(long)]
     no_refit: bool,
@@ -60,6 +64,9 @@ pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
             .merge(&dir, other)
             .with_context(|| format!("merging {} into {}", other.display(), dir.display()))?;
         progress_line(&format!("merged {n} record(s) from {}", other.display()));
+    }
+    if let Some(n) = a.finish_shards {
+        check_shards_finished(&search, &dir, n)?;
     }
     let device = g.device;
     let outcome = search
@@ -181,4 +188,52 @@ pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
         );
         Ok(())
     }
+}
+
+/// Fails, naming the shards of `count` whose fits `dir` lacks and the fits themselves, unless
+/// every fit of `search` is recorded there.
+fn check_shards_finished(search: &GridSearch, dir: &Path, count: usize) -> Result<()> {
+    if count == 0 {
+        bail!("--finish-shards 0: a search has at least one shard");
+    }
+    let missing = search
+        .missing_fits(dir)
+        .with_context(|| format!("reading the records in {}", dir.display()))?;
+    if missing.is_empty() {
+        progress_line(&format!(
+            "all {} fits are recorded in {}",
+            search.fits(),
+            dir.display()
+        ));
+        return Ok(());
+    }
+    let folds = search.settings.folds;
+    let points = search.spec.points();
+    let mut shards: Vec<usize> = missing
+        .iter()
+        .map(|&(pi, f)| (pi * folds + f) % count + 1)
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let fits: Vec<String> = missing
+        .iter()
+        .take(8)
+        .map(|&(pi, f)| format!("point {} ({}) fold {}", pi + 1, points[pi].0, f + 1))
+        .collect();
+    let more = if missing.len() > fits.len() {
+        format!(" and {} more", missing.len() - fits.len())
+    } else {
+        String::new()
+    };
+    let list: Vec<String> = shards.iter().map(|k| format!("{k}/{count}")).collect();
+    let array: Vec<String> = shards.iter().map(|k| k.to_string()).collect();
+    bail!(
+        "{} of {} fits are not recorded in {}: shard(s) {} did not finish ({}{more}); resubmit them (e.g. sbatch --array={}) with a new final job",
+        missing.len(),
+        search.fits(),
+        dir.display(),
+        list.join(", "),
+        fits.join("; "),
+        array.join(",")
+    )
 }
