@@ -38,6 +38,7 @@ test: data
 	@$(ENV) python tests/lab_server.py --expect-failure
 	@$(ENV) python tests/lab_interrupt.py
 	@$(ENV) python tests/batch_runs.py
+	@$(ENV) python tests/tensorboard_logs.py
 	@$(ENV) python tests/setup_recovery.py
 	@tests/checkouts.sh
 	@$(MAKE) --no-print-directory test-browser BROWSER_HTML=out/smoke-html
