@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test test-browser notebooks bench bench-tta lab env clean check-torch211 gpu-bundle gpu-check-here
+.PHONY: setup build data run test test-browser notebooks bench bench-tta lab tensorboard env clean check-torch211 gpu-bundle gpu-check-here
 
 setup:
 	@scripts/setup.sh
@@ -61,6 +61,11 @@ bench-tta: data
 # its own evcxr build folder, prints the URL with its token and an SSH tunnel line).
 lab: data
 	@scripts/lab.sh
+
+# TensorBoard on the artifacts folder (scripts/tensorboard.sh: every run's event files, live; works as root
+# and headless, PORT=..., LOGDIR=..., prints the URL and an SSH tunnel line).
+tensorboard: setup
+	@scripts/tensorboard.sh
 
 # The kit against torch 2.11 (tch 0.24), in its own venv and target folder (scripts/torch-build.sh):
 # build, the Rust tests, and fmnist doctor with that libtorch loaded.

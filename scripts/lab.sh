@@ -28,21 +28,7 @@ if [ -n "$(ls -A "$batch" 2>/dev/null)" ] && { [ ! -f "$stamp" ] || [ -n "$(find
 fi
 
 want="${PORT:-8888}"
-port="$(python - "$want" "${IP:-127.0.0.1}" <<'PY'
-import socket, sys
-start, ip = int(sys.argv[1]), sys.argv[2]
-for p in range(start, start + 100):
-    with socket.socket() as s:
-        try:
-            s.bind((ip, p))
-        except OSError:
-            continue
-        print(p)
-        break
-else:
-    sys.exit(f"no free port in {start}..{start + 99}")
-PY
-)"
+port="$(python scripts/free_port.py "$want" "${IP:-127.0.0.1}")"
 [ "$port" = "$want" ] || echo "[lab] port $want is in use: using $port"
 token="${JUPYTER_TOKEN:-$(python -c 'import secrets; print(secrets.token_hex(24))')}"
 
@@ -61,6 +47,7 @@ cat <<EOM
 [lab] open:  $url
 [lab] from another machine: ssh -N -L $port:localhost:$port $(id -un)@$(hostname -f 2>/dev/null || hostname)
 [lab]        then open http://localhost:$port/lab?token=$token there
+[lab] live training curves beside the notebooks: run "make tensorboard" in another terminal (port 6006)
 [lab] stop with Ctrl-C
 EOM
 [ "$headless" = 1 ] && echo "[lab] no display here: no browser is opened"
