@@ -115,8 +115,7 @@ def main():
         want = result.get("test_accuracy")
         if want is None or abs(test_acc[0].value - want) > 1e-6:
             fail(f"accuracy/test is {test_acc[0].value}, result.json says {want}")
-        sessions = [c for c in tags["tensors"] if c == hparams_metadata.SESSION_START_INFO_TAG]
-        if not sessions:
+        if hparams_metadata.SESSION_START_INFO_TAG not in tags["tensors"]:
             fail(f"no HParams session; tensors: {tags['tensors']}")
         content = acc.SummaryMetadata(hparams_metadata.SESSION_START_INFO_TAG).plugin_data.content
         start = hparams_metadata.parse_session_start_info_plugin_data(content)

@@ -209,12 +209,13 @@ fn check_shards_finished(search: &GridSearch, dir: &Path, count: usize) -> Resul
     }
     let folds = search.settings.folds;
     let points = search.spec.points();
-    let mut shards: Vec<usize> = missing
-        .iter()
-        .map(|&(pi, f)| (pi * folds + f) % count + 1)
+    // The shards that own a missing fit, by the rule the shards ran by.
+    let shards: Vec<usize> = (1..=count)
+        .filter(|&index| {
+            let shard = Shard { index, count };
+            missing.iter().any(|&(pi, f)| shard.owns(pi * folds + f))
+        })
         .collect();
-    shards.sort_unstable();
-    shards.dedup();
     let fits: Vec<String> = missing
         .iter()
         .take(8)
