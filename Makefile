@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 PROFILE ?= $(or $(FMNIST_PROFILE),quick)
 DATA_SHA256 = $(shell sed -n 's/^sha256: *\([0-9a-f]\{64\}\).*/\1/p' data/README.md)
 
-.PHONY: setup build data run test test-browser notebooks bench bench-tta lab tensorboard env clean check-torch211 gpu-bundle gpu-check-here
+.PHONY: setup build data run test test-browser test-slurm notebooks bench bench-tta lab tensorboard env clean check-torch211 gpu-bundle gpu-check-here
 
 setup:
 	@scripts/setup.sh
@@ -42,6 +42,7 @@ test: data
 	@$(ENV) python tests/setup_recovery.py
 	@tests/checkouts.sh
 	@$(MAKE) --no-print-directory test-browser BROWSER_HTML=out/smoke-html
+	@$(MAKE) --no-print-directory test-slurm
 
 # JupyterLab in Debian's Chromium (headless, Selenium): notebook 01 run from the page, its figures
 # decoded; then every rendered page of BROWSER_HTML (default out/html, from make run).
@@ -49,6 +50,12 @@ BROWSER_HTML ?= out/html
 test-browser: data
 	@FMNIST_BROWSER=1 scripts/setup.sh
 	@$(ENV) FMNIST_PROFILE=smoke python tests/browser.py --html $(BROWSER_HTML)
+
+# The grid search on a one-node Slurm cluster started in a temporary folder (as root), with the
+# recipe docs/cli.md shows: job array, dependent final job, scancel of one task and its resubmission.
+test-slurm: data
+	@FMNIST_SLURM=1 scripts/setup.sh
+	@$(ENV) python tests/slurm_grid.py
 
 bench: data
 	@$(ENV) scripts/bench.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything fmnist-kit needs, idempotently: a second run installs nothing.
 #   apt:   dataset-fashion-mnist (the official idx files), g++ (torch-sys builds C++);
-#          with FMNIST_BROWSER=1 also chromium and chromium-driver (the browser tests)
+#          with FMNIST_BROWSER=1 also chromium and chromium-driver (the browser tests);
+#          with FMNIST_SLURM=1 also slurm-wlm and munge (make test-slurm), their services not started
 #   venv:  $FMNIST_CACHE_DIR/venv from requirements.txt, constrained by requirements.lock
 #   evcxr: evcxr_jupyter 0.22.0 with scripts/evcxr/*.patch in $FMNIST_CACHE_DIR/evcxr
 #          (cargo install --locked --path, from a patched copy of the crate in $FMNIST_CACHE_DIR)
@@ -18,6 +19,8 @@ EVCXR_VERSION=0.22.0
 APT_PACKAGES=(dataset-fashion-mnist g++)
 # The browser tests (make test-browser, and make test) drive Debian's Chromium with Selenium.
 [ "${FMNIST_BROWSER:-0}" = 1 ] && APT_PACKAGES+=(chromium chromium-driver)
+# The one-node Slurm cluster of make test-slurm starts its own daemons in a temporary folder.
+[ "${FMNIST_SLURM:-0}" = 1 ] && APT_PACKAGES+=(slurm-wlm munge)
 log() { printf '[setup] %s\n' "$*"; }
 did_something=0
 
@@ -31,7 +34,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   log "apt: installing ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Packages' services (munge, slurmctld, slurmd) must not start while apt installs them: a
+  # policy-rc.d that refuses every start, put there only for this install when none exists.
+  policy=/usr/sbin/policy-rc.d; own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && own_policy=1
+    trap '[ "$own_policy" = 1 ] && $sudo rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+  if [ "$own_policy" = 1 ]; then $sudo rm -f "$policy"; own_policy=0; fi
   did_something=1
 fi
 
