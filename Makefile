@@ -45,11 +45,13 @@ test: data
 	@$(MAKE) --no-print-directory test-slurm
 
 # JupyterLab in Debian's Chromium (headless, Selenium): notebook 01 run from the page, its figures
-# decoded; then every rendered page of BROWSER_HTML (default out/html, from make run).
+# decoded; then every rendered page of BROWSER_HTML (default out/html, from make run); then
+# make tensorboard's scalars page on the artifacts of those notebook runs, the CNN's runs listed.
 BROWSER_HTML ?= out/html
 test-browser: data
 	@FMNIST_BROWSER=1 scripts/setup.sh
 	@$(ENV) FMNIST_PROFILE=smoke python tests/browser.py --html $(BROWSER_HTML)
+	@$(ENV) python tests/tensorboard_browser.py
 
 # The grid search on a one-node Slurm cluster started in a temporary folder (as root), with the
 # recipe docs/cli.md shows: job array, dependent final job, scancel of one task and its resubmission.
