@@ -26,7 +26,9 @@ pub(crate) struct AblateArgs {
     /// A variant: `base` (the profile's recipe) or tricks joined by `+`: `ls0.1` (label
     /// smoothing 0.1), `batch256` (batch size), `lr3e-3` (peak rate), `epochs8`, `noerase`
     /// (no random erasing), `noaug` (no augmentation), `bf16`, `warmup0.3` (warm-up epochs),
-    /// `train48000` (the first N images of the 80/20 training split), `dropout0.25` (the CNN's).
+    /// `train48000` (the first N images of the 80/20 training split), `dropout0.25` (the CNN's),
+    /// `width0.5` (the ResNet's filters scaled, stem and every stage), `blocks1` (the ResNet's
+    /// basic blocks per stage).
     /// The first variant is the one the others are compared with.
     #[arg(long = "variant", required = true)]
     variants: Vec<String>,
@@ -89,6 +91,22 @@ fn apply_variant(
             t if t.starts_with("dropout") => match &mut network {
                 NetworkConfig::Cnn4(c) => c.dropout = number("dropout")?,
                 _ => bail!("variant {variant:?}: only the CNN has a dropout to change"),
+            },
+            t if t.starts_with("width") => match &mut network {
+                NetworkConfig::ResNet(c) => {
+                    let factor = number("width")?;
+                    if !(factor > 0.0 && factor <= 4.0) {
+                        bail!("variant {variant:?}: trick {trick:?} needs a factor in (0, 4]");
+                    }
+                    let scale = |f: i64| ((f as f64 * factor).round() as i64).max(1);
+                    c.stem_filters = scale(c.stem_filters);
+                    c.stage_filters = c.stage_filters.map(scale);
+                }
+                _ => bail!("variant {variant:?}: only the ResNet has a width to change"),
+            },
+            t if t.starts_with("blocks") => match &mut network {
+                NetworkConfig::ResNet(c) => c.blocks_per_stage = number("blocks")? as usize,
+                _ => bail!("variant {variant:?}: only the ResNet has blocks to change"),
             },
             t if t.starts_with("warmup") => {
                 if let fmnist_kit::train::LrSchedule::WarmupCosine { warmup_epochs, .. } =
@@ -268,5 +286,47 @@ fn print_table(variants: &[String], runs: &[AblationRun]) {
                 pm(rs.iter().map(|r| test(r)).collect()),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fmnist_kit::models::ResNetConfig;
+
+    fn resnet() -> NetworkConfig {
+        NetworkConfig::default_for(ModelKind::ResNet)
+    }
+
+    #[test]
+    fn width_scales_every_resnet_stage_and_blocks_set_the_depth() {
+        let (_, network, _) =
+            apply_variant("width0.5+blocks1", TrainConfig::default(), resnet()).unwrap();
+        assert_eq!(
+            network,
+            NetworkConfig::ResNet(ResNetConfig {
+                stem_filters: 32,
+                stage_filters: [32, 64, 128, 256],
+                blocks_per_stage: 1,
+                ..ResNetConfig::default()
+            })
+        );
+    }
+
+    #[test]
+    fn width_and_blocks_are_refused_where_they_mean_nothing() {
+        let cnn = NetworkConfig::default_for(ModelKind::Cnn4);
+        let err = apply_variant("width0.5", TrainConfig::default(), cnn)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only the ResNet has a width"), "{err}");
+        let err = apply_variant("width0", TrainConfig::default(), resnet())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a factor in (0, 4]"), "{err}");
+        let err = apply_variant("widthx", TrainConfig::default(), resnet())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a number"), "{err}");
     }
 }
