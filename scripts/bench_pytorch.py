@@ -53,17 +53,20 @@ class Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self):
+    """The kit's ResNet; `stem`, `stages` and `blocks` as its configuration (`stem_filters`,
+    `stage_filters`, `blocks_per_stage`), the original's by default."""
+
+    def __init__(self, stem=64, stages=(64, 128, 256, 512), blocks=2):
         super().__init__()
-        self.stem = nn.Conv2d(1, 64, 7, 2, 3)
-        self.stem_bn = nn.BatchNorm2d(64, eps=1e-3, momentum=0.1)
-        blocks, cin = [], 64
-        for s, f in enumerate([64, 128, 256, 512]):
-            for b in range(2):
-                blocks.append(Block(cin, f, 2 if (s > 0 and b == 0) else 1))
+        self.stem = nn.Conv2d(1, stem, 7, 2, 3)
+        self.stem_bn = nn.BatchNorm2d(stem, eps=1e-3, momentum=0.1)
+        layers, cin = [], stem
+        for s, f in enumerate(stages):
+            for b in range(blocks):
+                layers.append(Block(cin, f, 2 if (s > 0 and b == 0) else 1))
                 cin = f
-        self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Linear(512, 10)
+        self.blocks = nn.Sequential(*layers)
+        self.out = nn.Linear(cin, 10)
 
     def forward(self, x):
         x = F.relu(self.stem_bn(self.stem(x)))

@@ -34,7 +34,8 @@ for model in models:
                                          capture_output=True, text=True).stdout)
     t = THRESHOLDS[model]
     print(f"  {model}: {kit['config']['epochs']} epochs, batch {kit['config']['batch_size']}, "
-          f"{kit['train_images']} training images, {kit['threads']} threads")
+          f"{kit['train_images']} training images, {kit['threads']} threads, training steps in "
+          f"{'bf16' if kit.get('bf16') else 'fp32'} (--precision {kit['config']['precision']})")
     print(f"    to {t}: kit {reached(kit, t)}, PyTorch {peer['torch']} eager {reached(peer, t)}")
     for k, p in zip(kit["epochs"], peer["epochs"]):
         print(f"    epoch {k['epoch']:>2}: kit {k['train_seconds']:>6.0f} s {k['test_accuracy']:.4f}   "

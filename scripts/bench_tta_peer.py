@@ -2,9 +2,10 @@
 """The PyTorch peer of `fmnist bench tta`: the same network trained with the same recipe, read from the
 kit's JSON (`config`: epochs, batch size, Adam's betas and epsilon, the peak rate, the warm-up + cosine
 schedule per step, decoupled weight decay on the kernels, label smoothing, flip / shifts / random erasing,
-test-time flip) on the same training images (`train_indices`), scoring the 10,000 test images after every
-epoch with the clock stopped. Kernels start as the kit's do (Glorot-uniform for the CNN, He-normal for the
-ResNet, zero biases). Prints JSON shaped as the kit's.
+test-time flip) on the same training images (`train_indices`), with the same network (`network`: the
+ResNet's filters and blocks) and training steps in the precision the kit resolved (`bf16`: autocast), scoring
+the 10,000 test images in fp32 after every epoch with the clock stopped, as the kit does. Kernels start as the
+kit's do (Glorot-uniform for the CNN, He-normal for the ResNet, zero biases). Prints JSON shaped as the kit's.
 
     fmnist bench tta --model cnn4 > kit.json && python scripts/bench_tta_peer.py kit.json
 """
@@ -54,7 +55,12 @@ def main():
     y = torch.from_numpy(labels[take].copy())
     xt = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz", 16, (10000, 1, 28, 28)).copy()).float() / 255
     yt = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz", 8, (10000,)).astype(np.int64))
-    model = Cnn4() if kit["model"] == "cnn4" else ResNet()
+    if kit["model"] == "cnn4":
+        model = Cnn4()
+    else:
+        net = kit.get("network") or {}
+        model = ResNet(net.get("stem_filters", 64), net.get("stage_filters", (64, 128, 256, 512)),
+                       net.get("blocks_per_stage", 2))
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             if kit["model"] == "cnn4":
@@ -81,12 +87,12 @@ def main():
     batch, n = cfg["batch_size"], x.shape[0]
     steps_per_epoch = math.ceil(n / batch)
     total = steps_per_epoch * cfg["epochs"]
-    bf16 = cfg["precision"] == "Bf16"
+    bf16 = bool(kit.get("bf16", False))
 
     def score():
         model.eval()
         correct = 0
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad():
             for lo in range(0, 10000, 1000):
                 xb = xt[lo:lo + 1000]
                 if channels_last:
@@ -123,7 +129,7 @@ def main():
               file=sys.stderr, flush=True)
         epochs.append({"epoch": epoch, "train_seconds": seconds, "test_accuracy": acc})
     print(json.dumps({"model": kit["model"], "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "epochs": epochs}, indent=2))
+                      "bf16": bf16, "epochs": epochs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::data::{FashionMnist, ImageSet};
 use crate::error::{Error, Result};
-use crate::models::{ModelKind, RunSizes, MODELS};
-use crate::train::{CheckpointDir, Recipe, TrainConfig};
+use crate::models::{ModelKind, NetworkConfig, RunSizes, MODELS};
+use crate::train::{CheckpointDir, Precision, Recipe, TrainConfig};
 
 /// Which profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -105,6 +105,9 @@ pub struct Profile {
     pub test_subset: Option<usize>,
     /// The training settings of notebooks 02 and 03 and `fmnist train`.
     pub recipe: Recipe,
+    /// Precision of the training steps of notebooks 02 and 03 and `fmnist train` (scores are
+    /// computed in fp32 whatever it is).
+    pub precision: Precision,
     /// Folds of the grid search (the original: 3).
     pub grid_folds: usize,
     /// Epochs per grid-search fit.
@@ -139,6 +142,7 @@ impl Profile {
             ProfileName::Smoke => Profile {
                 name,
                 recipe: Recipe::Tuned,
+                precision: Precision::Fp32,
                 samples_per_class: 10,
                 tsne_points: 600,
                 tsne_epochs: 300,
@@ -164,6 +168,8 @@ impl Profile {
             ProfileName::Quick => Profile {
                 name,
                 recipe: Recipe::Tuned,
+                // bf16 where this CPU measured it faster: the walkthrough is sized by time.
+                precision: Precision::Auto,
                 samples_per_class: 10,
                 tsne_points: 5_000,
                 tsne_epochs: 1_000,
@@ -189,6 +195,7 @@ impl Profile {
             ProfileName::Full => Profile {
                 name,
                 recipe: Recipe::Tuned,
+                precision: Precision::Fp32,
                 samples_per_class: 10,
                 tsne_points: 5_000,
                 tsne_epochs: 1_000,
@@ -239,10 +246,21 @@ impl Profile {
         }
     }
 
+    /// The network this profile trains for `kind`: its defaults at the profile's input size and
+    /// width ([`RunSizes`]).
+    pub fn network(&self, kind: ModelKind) -> Result<NetworkConfig> {
+        let s = self.sizes(kind);
+        NetworkConfig::default_for(kind)
+            .with_input_size(s.input_size)
+            .with_width_percent(s.width_percent)
+    }
+
     /// The training settings this profile gives `kind`: its recipe, epochs and batch size.
     pub fn train_config(&self, kind: ModelKind) -> TrainConfig {
         let s = self.sizes(kind);
-        self.recipe.config(kind, s.epochs, s.batch_size)
+        let mut config = self.recipe.config(kind, s.epochs, s.batch_size);
+        config.precision = self.precision;
+        config
     }
 
     /// The images `kind` trains, validates and tests on: the 80/20 split cut to the network's
@@ -331,9 +349,10 @@ impl fmt::Display for Profile {
             all(self.test_subset)
         )?;
         writeln!(f, "  training recipe    {}", self.recipe)?;
+        writeln!(f, "  training precision {}", self.precision)?;
         for spec in &MODELS {
             let s = self.sizes(spec.kind);
-            writeln!(
+            write!(
                 f,
                 "  {:<18} {} epochs, batch {}, {} training images",
                 spec.title,
@@ -341,6 +360,10 @@ impl fmt::Display for Profile {
                 s.batch_size,
                 all(s.train_subset)
             )?;
+            match s.width_percent {
+                Some(p) => writeln!(f, ", {p} % of the original's filters")?,
+                None => writeln!(f)?,
+            }
         }
         write!(
             f,
@@ -400,5 +423,36 @@ mod tests {
             .checkpoint_dir(ModelKind::ResNet)
             .best()
             .ends_with("quick/resnet/best.safetensors"));
+    }
+
+    #[test]
+    fn the_quick_profile_trains_a_narrower_resnet_in_the_precision_this_machine_runs_fastest() {
+        let (s, q, f) = (
+            Profile::named(ProfileName::Smoke),
+            Profile::named(ProfileName::Quick),
+            Profile::named(ProfileName::Full),
+        );
+        assert_eq!(q.train_config(ModelKind::Cnn4).precision, Precision::Auto);
+        assert_eq!(s.train_config(ModelKind::ResNet).precision, Precision::Fp32);
+        assert_eq!(f.train_config(ModelKind::ResNet).precision, Precision::Fp32);
+        let filters = |p: &Profile| match p.network(ModelKind::ResNet).unwrap() {
+            NetworkConfig::ResNet(c) => (c.stem_filters, c.stage_filters),
+            other => panic!("not a ResNet: {other:?}"),
+        };
+        assert_eq!(filters(&q), (32, [32, 64, 128, 256]));
+        assert_eq!(filters(&s), filters(&q));
+        assert_eq!(filters(&f), (64, [64, 128, 256, 512]), "the original's");
+        assert_eq!(
+            q.network(ModelKind::InceptionV3).unwrap().input_size(),
+            Some(75)
+        );
+        let text = q.to_string();
+        assert!(text.contains("training precision auto"), "{text}");
+        assert!(
+            text.contains(
+                "6 epochs, batch 64, all training images, 50 % of the original's filters"
+            ),
+            "{text}"
+        );
     }
 }

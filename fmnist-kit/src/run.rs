@@ -228,9 +228,8 @@ impl TrainingRun {
         config.tensorboard_dir = options.tensorboard.then(|| checkpoints.tensorboard());
         let sets = profile.sets(kind, data)?;
         let device = options.device();
-        // Networks that resize their input take the profile's size (or the options').
-        let network = NetworkConfig::default_for(kind)
-            .with_input_size(options.image_size.or(profile.sizes(kind).input_size));
+        // The profile's network; one that resizes its input takes the options' size if given.
+        let network = profile.network(kind)?.with_input_size(options.image_size);
         let key = run_key(kind, &network, &config, &sets)?;
         let key_file = checkpoints.path().join(RUN_KEY);
         let saved: Option<String> = read_json(&key_file).ok();
@@ -367,7 +366,9 @@ pub fn budget_table(results: &[RunResult]) -> Result<crate::display::Html> {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{:.0}</td><td>{:.4}</td></tr>",
             escape_html(kind.spec().title),
             escape_html(&r.profile),
-            crate::display::format_value(kind.spec().trainable_params as f64),
+            crate::display::format_value(
+                r.trainable_params.unwrap_or(kind.spec().trainable_params) as f64
+            ),
             crate::display::format_value(r.train_images as f64),
             r.epochs_run,
             if r.interrupted_after.is_some() { " (interrupted)" } else { "" },
@@ -385,6 +386,7 @@ mod tests {
 
     fn result(model: &str, accuracy: f64) -> RunResult {
         RunResult {
+            trainable_params: None,
             model: model.into(),
             profile: "quick".into(),
             device: "Cpu".into(),
@@ -408,6 +410,15 @@ mod tests {
             .0;
         assert!(html.contains("<td>660,054</td>") && html.contains("<td>11,178,378</td>"));
         assert!(html.contains("<td>48,000</td><td>6</td><td>103</td><td>0.9180</td>"));
+        let narrow = RunResult {
+            trainable_params: Some(2_799_818),
+            ..result("resnet", 0.9)
+        };
+        let html = budget_table(&[narrow]).unwrap().0;
+        assert!(
+            html.contains("<td>2,799,818</td>"),
+            "the run's own count: {html}"
+        );
         let err = budget_table(&[result("alexnet", 0.5)]).unwrap_err();
         assert!(err.to_string().contains("alexnet"), "{err}");
     }

@@ -73,6 +73,25 @@ impl NetworkConfig {
         self
     }
 
+    /// The same network with its filters at `percent` % of these (`None`: unchanged). Only the
+    /// ResNet has a width to change ([`ResNetConfig::with_width`]); for the others a `Some` is
+    /// [`Error::InvalidParameter`].
+    pub fn with_width_percent(self, percent: Option<u32>) -> Result<NetworkConfig> {
+        match (percent, self) {
+            (None, network) => Ok(network),
+            (Some(p), NetworkConfig::ResNet(c)) => {
+                Ok(NetworkConfig::ResNet(c.with_width(f64::from(p) / 100.0)?))
+            }
+            (Some(_), network) => Err(Error::param(
+                "width",
+                format!(
+                    "only the ResNet has a width to change, not the {}",
+                    network.kind()
+                ),
+            )),
+        }
+    }
+
     /// Builds the network's variables under `vs` (initialised from torch's global generator).
     pub fn build(&self, vs: &nn::Path) -> Result<Box<dyn Classifier>> {
         Ok(match self {

@@ -23,6 +23,9 @@ pub struct RunSizes {
     /// Side the network resizes its 28×28 input to (`input_size` of its configuration); `None`
     /// for networks that take the images as they are.
     pub input_size: Option<usize>,
+    /// The network's filters in percent of the original's (the ResNet's width, see
+    /// [`super::ResNetConfig::with_width`]); `None`: the original's.
+    pub width_percent: Option<u32>,
 }
 
 /// The sizes of one network in each profile (smoke, quick, full).
@@ -88,6 +91,7 @@ const fn sizes(
         batch_size,
         train_subset: train,
         input_size: input,
+        width_percent: None,
     }
 }
 
@@ -117,6 +121,7 @@ pub static MODELS: [ModelSpec; 4] = [
                 batch_size: 32,
                 train_subset: Some(2_000),
                 input_size: None,
+                width_percent: None,
             },
             // Six epochs (about three minutes on a 2-core CPU) for a walkthrough of about a
             // quarter of an hour; batch 128 measured best for the tuned recipe over 15 epochs.
@@ -125,12 +130,14 @@ pub static MODELS: [ModelSpec; 4] = [
                 batch_size: 128,
                 train_subset: None,
                 input_size: None,
+                width_percent: None,
             },
             full: RunSizes {
                 epochs: 50,
                 batch_size: 128,
                 train_subset: None,
                 input_size: None,
+                width_percent: None,
             },
         },
         backbone: None,
@@ -157,19 +164,24 @@ pub static MODELS: [ModelSpec; 4] = [
                 batch_size: 32,
                 train_subset: Some(512),
                 input_size: None,
+                width_percent: Some(50),
             },
-            // One pass over all 48,000 images: more images once beat fewer images twice.
+            // Half the filters (2.8 M weights, a step about 3x faster) for six passes over all
+            // 48,000 images: in a budget of minutes, steps count for more than width
+            // (docs/performance.md, "What each trick buys").
             quick: RunSizes {
-                epochs: 1,
+                epochs: 6,
                 batch_size: 64,
                 train_subset: None,
                 input_size: None,
+                width_percent: Some(50),
             },
             full: RunSizes {
                 epochs: 10,
                 batch_size: 32,
                 train_subset: None,
                 input_size: None,
+                width_percent: None,
             },
         },
         backbone: None,
@@ -317,6 +329,40 @@ mod tests {
         let (resnet, resnet_vars) = count(ModelKind::ResNet);
         assert_eq!(resnet.trainable_params, 11_178_378);
         assert_eq!(resnet_vars, 11_178_378);
+    }
+
+    #[test]
+    fn a_half_width_resnet_has_a_quarter_of_the_weights() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let half = NetworkConfig::default_for(ModelKind::ResNet)
+            .with_width_percent(Some(50))
+            .unwrap();
+        let m = half.build(&vs.root()).unwrap();
+        let s = summary(m.as_ref(), Device::Cpu).unwrap();
+        assert_eq!(s.trainable_params, 2_799_818);
+        let NetworkConfig::ResNet(c) = half else {
+            panic!("not a ResNet: {half:?}")
+        };
+        assert_eq!((c.stem_filters, c.stage_filters), (32, [32, 64, 128, 256]));
+        let err = NetworkConfig::default_for(ModelKind::Cnn4)
+            .with_width_percent(Some(50))
+            .unwrap_err();
+        assert!(err.to_string().contains("only the ResNet"), "{err}");
+        let err = NetworkConfig::default_for(ModelKind::ResNet)
+            .with_width_percent(Some(0))
+            .unwrap_err();
+        assert!(err.to_string().contains("(0, 4]"), "{err}");
+        for spec in &MODELS {
+            for (profile, sizes) in [
+                ("smoke", spec.sizes.smoke),
+                ("quick", spec.sizes.quick),
+                ("full", spec.sizes.full),
+            ] {
+                NetworkConfig::default_for(spec.kind)
+                    .with_width_percent(sizes.width_percent)
+                    .unwrap_or_else(|e| panic!("{} in {profile}: {e}", spec.name));
+            }
+        }
     }
 
     #[test]

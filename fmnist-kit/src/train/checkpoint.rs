@@ -212,6 +212,10 @@ pub struct RunResult {
     pub model: String,
     pub profile: String,
     pub device: String,
+    /// Trainable weights of the network this run trained (a profile may narrow it); `None` in
+    /// results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable_params: Option<i64>,
     pub train_images: usize,
     pub epochs_run: usize,
     pub stop_reason: String,

@@ -89,8 +89,9 @@ pub struct TrainConfig {
     /// On a 2-core CPU it made the 4-layer CNN ~20% faster and the ResNet ~3% slower
     /// (docs/performance.md), so the CNN's row turns it on and the ResNet's leaves it off.
     pub channels_last: bool,
-    /// Forward passes in fp32, in bf16 under autocast, or `auto` (bf16 on CUDA and on CPUs with
-    /// AMX, see [`Precision::resolve`]); the optimiser keeps fp32 weights either way.
+    /// Training steps (forward pass and loss) in fp32, in bf16 under autocast, or `auto` (bf16
+    /// where this machine runs it faster, see [`Precision::resolve`]); the optimiser keeps fp32
+    /// weights either way, and the trainer's scores (validation, test) are computed in fp32.
     pub precision: Precision,
     /// Score the validation set after every epoch (the default), or only after the last one,
     /// as a grid-search fit needs: training is the same either way (each epoch's shuffle,

@@ -34,7 +34,7 @@ use super::checkpoint::{EpochRecord, History, LoopState};
 use super::config::TrainConfig;
 use super::network::{Evaluation, TrainedNetwork};
 use super::optim::{to_channels_last, Optimizer, StepSettings};
-use super::precision::Autocast;
+use super::precision::{Autocast, Precision};
 use super::tensorboard_sink::TensorBoardSink;
 use crate::augment::Augmenter;
 use crate::data::ImageSet;
@@ -60,6 +60,9 @@ pub struct Trainer {
     channels_last_active: bool,
     /// Epochs done when the last fit stopped at a [`StopRequest`].
     interrupted_after: Option<usize>,
+    /// Training steps run under bf16 autocast (`config.precision` resolved on the device).
+    /// Scores (validation, test, predictions) are computed in fp32 whatever this is.
+    bf16_steps: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -108,7 +111,10 @@ impl Trainer {
         prepare(&vs)?;
         let optimizer = Optimizer::new(&vs, model.as_ref())?;
         let mut net = TrainedNetwork::from_parts(network, vs, model);
-        net.set_precision(config.precision);
+        // Every score in fp32, so that a network scores the same however it was trained and
+        // wherever it is evaluated (`fmnist evaluate`, notebooks, `result.json`).
+        net.set_precision(Precision::Fp32);
+        let bf16_steps = config.precision.resolve(device).0;
         net.batch_size = config.eval_batch_size;
         net.channels_last = config.channels_last;
         net.test_time_flip = config.test_time_flip;
@@ -139,6 +145,7 @@ impl Trainer {
             stop_armed: false,
             channels_last_active: false,
             interrupted_after: None,
+            bf16_steps,
         })
     }
 
@@ -218,7 +225,7 @@ impl Trainer {
         batch: usize,
     ) -> Result<(Tensor, Tensor)> {
         let (logits, loss) = {
-            let _autocast = Autocast::enter(self.device, self.net.bf16);
+            let _autocast = Autocast::enter(self.device, self.bf16_steps);
             let logits = if self.channels_last_active {
                 self.net.model().forward_t(&to_channels_last(xb), true)
             } else {

@@ -25,7 +25,8 @@ pub(crate) struct AblateArgs {
     profile: Option<ProfileName>,
     /// A variant: `base` (the profile's recipe) or tricks joined by `+`: `ls0.1` (label
     /// smoothing 0.1), `batch256` (batch size), `lr3e-3` (peak rate), `epochs8`, `noerase`
-    /// (no random erasing), `noaug` (no augmentation), `bf16`, `warmup0.3` (warm-up epochs),
+    /// (no random erasing), `noaug` (no augmentation), `bf16` or `fp32` (training steps'
+    /// precision), `warmup0.3` (warm-up epochs),
     /// `train48000` (the first N images of the 80/20 training split), `dropout0.25` (the CNN's),
     /// `width0.5` (the ResNet's filters scaled, stem and every stage), `blocks1` (the ResNet's
     /// basic blocks per stage).
@@ -83,6 +84,7 @@ fn apply_variant(
             "noerase" => config.augment.erasing = None,
             "noaug" => config.augment = Default::default(),
             "bf16" => config.precision = Precision::Bf16,
+            "fp32" => config.precision = Precision::Fp32,
             t if t.starts_with("ls") => config.label_smoothing = number("ls")?,
             t if t.starts_with("batch") => config.batch_size = number("batch")? as usize,
             t if t.starts_with("lr") => config.learning_rate = number("lr")?,
@@ -94,13 +96,10 @@ fn apply_variant(
             },
             t if t.starts_with("width") => match &mut network {
                 NetworkConfig::ResNet(c) => {
-                    let factor = number("width")?;
-                    if !(factor > 0.0 && factor <= 4.0) {
-                        bail!("variant {variant:?}: trick {trick:?} needs a factor in (0, 4]");
-                    }
-                    let scale = |f: i64| ((f as f64 * factor).round() as i64).max(1);
-                    c.stem_filters = scale(c.stem_filters);
-                    c.stage_filters = c.stage_filters.map(scale);
+                    *c = c
+                        .clone()
+                        .with_width(number("width")?)
+                        .with_context(|| format!("variant {variant:?}: trick {trick:?}"))?;
                 }
                 _ => bail!("variant {variant:?}: only the ResNet has a width to change"),
             },
@@ -154,11 +153,12 @@ pub(crate) fn run_ablate(a: AblateArgs, g: Globals) -> Result<()> {
     if let Some(e) = a.epochs {
         base.epochs = e;
     }
-    base.precision = g.precision;
+    if let Some(p) = g.precision {
+        base.precision = p;
+    }
     base.verbose = false;
     base.progress_seconds = 0.0;
-    let network =
-        NetworkConfig::default_for(a.model).with_input_size(profile.sizes(a.model).input_size);
+    let network = profile.network(a.model)?;
     for seed in &a.seeds {
         for variant in &a.variants {
             if runs
@@ -320,10 +320,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("only the ResNet has a width"), "{err}");
-        let err = apply_variant("width0", TrainConfig::default(), resnet())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("needs a factor in (0, 4]"), "{err}");
+        let err = format!(
+            "{:#}",
+            apply_variant("width0", TrainConfig::default(), resnet()).unwrap_err()
+        );
+        assert!(err.contains("trick \"width0\""), "{err}");
+        assert!(err.contains("must lie in (0, 4], got 0"), "{err}");
         let err = apply_variant("widthx", TrainConfig::default(), resnet())
             .unwrap_err()
             .to_string();

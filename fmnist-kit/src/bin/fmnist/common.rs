@@ -13,7 +13,9 @@ use fmnist_kit::{Profile, ProfileName};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Globals {
     pub device: tch::Device,
-    pub precision: Precision,
+    /// `--precision` when given (training commands default to their profile's, the others
+    /// to fp32).
+    pub precision: Option<Precision>,
     /// Write TensorBoard logs (`--no-tensorboard` turns them off).
     pub tensorboard: bool,
 }

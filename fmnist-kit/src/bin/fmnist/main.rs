@@ -40,9 +40,12 @@ struct Cli {
     /// without that GPU).
     #[arg(long, global = true, default_value = "auto", value_parser = parse_device)]
     device: DeviceArg,
-    /// Precision of forward passes (the weights stay fp32).
-    #[arg(long, global = true, value_enum, default_value_t = Precision::Fp32)]
-    precision: Precision,
+    /// Precision of training steps and of forward passes: fp32, bf16 (autocast; the weights
+    /// stay fp32) or auto (bf16 where this machine runs it faster, see `fmnist doctor`)
+    /// [default: training takes its profile's (quick: auto; smoke, full: fp32), evaluation,
+    /// predictions, features and benchmarks fp32]. Training scores in fp32 whatever it trains in.
+    #[arg(long, global = true, value_enum)]
+    precision: Option<Precision>,
     /// Write no TensorBoard logs (by default every training writes them: `fmnist train` and
     /// `transfer` beside their checkpoints, `grid` in `<dir>/tensorboard`).
     #[arg(long, global = true)]

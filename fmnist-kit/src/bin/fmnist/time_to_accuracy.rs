@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use fmnist_kit::data;
-use fmnist_kit::models::{ModelKind, NetworkConfig};
+use fmnist_kit::models::ModelKind;
 use fmnist_kit::train::Trainer;
 use fmnist_kit::util::{progress_line, progress_to_stderr};
 use fmnist_kit::ProfileName;
@@ -44,11 +44,14 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
     let train_indices = &d.split()?.train_indices[..sets.train.len()];
     let mut config = profile.train_config(a.model);
     config.seed = a.seed;
-    config.precision = g.precision;
+    if let Some(p) = g.precision {
+        config.precision = p;
+    }
     config.verbose = false;
     config.progress_seconds = 0.0;
-    let network =
-        NetworkConfig::default_for(a.model).with_input_size(profile.sizes(a.model).input_size);
+    let network = profile.network(a.model)?;
+    let network_json = network.settings_json();
+    let bf16 = config.precision.resolve(g.device).0;
     let mut trainer = Trainer::new(network, config.clone(), g.device)?;
     let mut epochs = Vec::new();
     let mut seconds = 0.0;
@@ -70,7 +73,8 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
         "model": a.model, "profile": profile.name, "seed": a.seed,
         "train_images": sets.train.len(), "test_images": d.test.len(),
         "threads": tch::get_num_threads(), "device": format!("{:?}", g.device),
-        "config": config, "settings": config.to_string(), "epochs": epochs,
+        "config": config, "settings": config.to_string(), "network": network_json,
+        "bf16": bf16, "epochs": epochs,
         "train_indices": train_indices,
     }))
 }

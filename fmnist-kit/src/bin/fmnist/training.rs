@@ -9,7 +9,7 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::ModelKind;
 use fmnist_kit::run::{RunOptions, TrainingRun};
-use fmnist_kit::train::{self, NetworkFile, Recipe, TrainedNetwork, Trainer};
+use fmnist_kit::train::{self, NetworkFile, Precision, Recipe, TrainedNetwork, Trainer};
 use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
 use fmnist_kit::ProfileName;
 
@@ -103,7 +103,7 @@ pub(crate) fn run_train(a: TrainArgs, g: Globals) -> Result<()> {
         resume: a.resume,
         verbose: true,
         device: Some(g.device),
-        precision: Some(g.precision),
+        precision: g.precision,
         tensorboard: g.tensorboard,
         ..Default::default()
     };
@@ -181,7 +181,7 @@ pub(crate) fn run_evaluate(
     g: Globals,
 ) -> Result<()> {
     let (kind, mut net) = open_checkpoint(checkpoint, model, g.device)?;
-    net.set_precision(g.precision);
+    net.set_precision(g.precision.unwrap_or(Precision::Fp32));
     let path = data_path(data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let preds = net.predict(&d.test)?;
@@ -298,7 +298,7 @@ pub(crate) fn bench_train(
         LayoutArg::ChannelsLast => config.channels_last = true,
     }
     config.verbose = false;
-    config.precision = g.precision;
+    config.precision = g.precision.unwrap_or(Precision::Fp32);
     let device = g.device;
     let set = d
         .train
@@ -381,7 +381,9 @@ pub(crate) fn run_lr_find(a: LrFindArgs, g: Globals) -> Result<()> {
     let sets = profile.sets(a.model, &d)?;
     let mut config = profile.train_config(a.model);
     config.seed = a.seed;
-    config.precision = g.precision;
+    if let Some(p) = g.precision {
+        config.precision = p;
+    }
     // Logged in <the network's checkpoint folder>/tensorboard/lr-find.
     config.tensorboard_dir = g
         .tensorboard
@@ -389,8 +391,7 @@ pub(crate) fn run_lr_find(a: LrFindArgs, g: Globals) -> Result<()> {
     if let Some(b) = a.batch_size {
         config.batch_size = b;
     }
-    let network = fmnist_kit::models::NetworkConfig::default_for(a.model)
-        .with_input_size(profile.sizes(a.model).input_size);
+    let network = profile.network(a.model)?;
     let find = train::LrFindConfig {
         start_lr: a.start_lr,
         end_lr: a.end_lr,

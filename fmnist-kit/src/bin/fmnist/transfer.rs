@@ -10,7 +10,7 @@ use serde_json::json;
 use fmnist_kit::data;
 use fmnist_kit::models::{Backbone, ModelKind};
 use fmnist_kit::run::RunOptions;
-use fmnist_kit::train::Recipe;
+use fmnist_kit::train::{Precision, Recipe};
 use fmnist_kit::transfer::{FeatureExtractor, TransferRun, Weights};
 use fmnist_kit::util::{progress_line, progress_to_stderr, write_atomic};
 use fmnist_kit::ProfileName;
@@ -102,7 +102,7 @@ pub(crate) fn run_embed(a: EmbedArgs, g: Globals) -> Result<()> {
     let weights = weights_arg(a.backbone, &a.weights)?;
     let mut extractor = FeatureExtractor::new(a.backbone, &weights, size, g.device)
         .with_context(|| format!("preparing the {} trunk", a.backbone.title()))?;
-    extractor.set_precision(g.precision);
+    extractor.set_precision(g.precision.unwrap_or(Precision::Fp32));
     let path = data_path(a.data);
     let d = data::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let (split, name) = match a.split {
@@ -172,7 +172,7 @@ pub(crate) fn run_transfer(a: TransferArgs, g: Globals) -> Result<()> {
         resume: a.resume,
         verbose: true,
         device: Some(g.device),
-        precision: Some(g.precision),
+        precision: g.precision,
         seed: a.seed,
         tensorboard: g.tensorboard,
         ..Default::default()
@@ -219,7 +219,7 @@ pub(crate) fn bench_embed(
     let mut extractor =
         FeatureExtractor::new(backbone, &Weights::Random { seed: 1 }, size, device)?;
     extractor.batch_size = batch;
-    extractor.set_precision(g.precision);
+    extractor.set_precision(g.precision.unwrap_or(Precision::Fp32));
     let _ = extractor.extract(&set.first(batch.min(images)))?; // warm-up
     let mut best = f64::MAX;
     for _ in 0..3 {

@@ -30,6 +30,7 @@ impl Trainer {
             model: self.history.model.clone(),
             profile: profile.to_string(),
             device: format!("{:?}", self.device),
+            trainable_params: Some(crate::models::ParameterCounts::of(self.var_store()).trainable),
             train_images,
             epochs_run: self.history.epochs.len(),
             stop_reason: match self.interrupted_after {
