@@ -315,6 +315,21 @@ fn bad_input_is_a_clear_error() {
         err.contains("search.json") && err.contains("another search"),
         "{err}"
     );
+    // The same images and sizes with bf16 training steps are another search too.
+    let bf16 = [
+        "--precision",
+        "bf16",
+        "--no-refit",
+        "--shard",
+        "1/16",
+        "--images",
+        "400",
+    ];
+    let err = fails(&bf16, &out);
+    assert!(
+        err.contains("another search") && err.contains("bf16 steps") && err.contains("fp32 steps"),
+        "{err}"
+    );
     // A truncated record.
     let record = std::fs::read_dir(out.join("fits"))
         .unwrap()

@@ -47,13 +47,14 @@ impl SearchIdentity {
     /// One line for messages: images, folds, epochs, seed, data hash.
     pub fn describe(&self) -> String {
         format!(
-            "{} points × {} folds on {} images (data {}), {} epochs per fit, batch {}, seed {}",
+            "{} points × {} folds on {} images (data {}), {} epochs per fit, batch {}, {} steps, seed {}",
             self.spec.points().len(),
             self.settings.folds,
             self.images,
             self.data_hash.chars().take(12).collect::<String>(),
             self.settings.epochs,
             self.settings.batch_size,
+            self.settings.precision,
             self.settings.seed
         )
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::{Cnn4Config, ModelKind, NetworkConfig};
 use crate::tensorboard::HParam;
-use crate::train::{LrSchedule, OptimizerKind, TrainConfig};
+use crate::train::{LrSchedule, OptimizerKind, Precision, TrainConfig};
 
 /// The values to try for each hyperparameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +77,7 @@ impl GridPoint {
             // A fit is scored after its last epoch only: skipping the other epochs' validation
             // trains the same weights in less time.
             validate_every_epoch: false,
+            precision: settings.precision,
             ..Default::default()
         }
     }
@@ -148,6 +149,11 @@ pub struct GridSettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
+    /// Precision of the fits' training steps: fp32 or bf16 as resolved where the settings were
+    /// made, never `auto`, because it is part of what identifies a search (the scores are
+    /// computed in fp32 either way). Records written before it existed were fp32.
+    #[serde(default)]
+    pub precision: Precision,
     /// Print one line per fit (not part of what identifies a search).
     #[serde(skip)]
     pub verbose: bool,
@@ -158,13 +164,28 @@ pub struct GridSettings {
 }
 
 impl GridSettings {
-    /// The profile's folds, epochs per fit and CNN batch size.
+    /// The profile's folds, epochs per fit, CNN batch size and training precision (`auto`
+    /// resolved for the GPU when there is one, else this CPU).
     pub fn from_profile(profile: &crate::Profile) -> GridSettings {
         GridSettings {
             folds: profile.grid_folds,
             epochs: profile.grid_epochs,
             batch_size: profile.sizes(ModelKind::Cnn4).batch_size,
             ..Default::default()
+        }
+        .with_precision(profile.precision, tch::Device::cuda_if_available())
+    }
+
+    /// These settings with `precision` resolved for `device` (`auto` becomes fp32 or bf16).
+    pub fn with_precision(self, precision: Precision, device: tch::Device) -> GridSettings {
+        let bf16 = precision.resolve(device).0;
+        GridSettings {
+            precision: if bf16 {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            },
+            ..self
         }
     }
 }
@@ -176,6 +197,7 @@ impl Default for GridSettings {
             epochs: 2,
             batch_size: 256,
             seed: 13,
+            precision: Precision::Fp32,
             verbose: true,
             tensorboard: true,
         }
@@ -185,6 +207,38 @@ impl Default for GridSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grids_precision_is_resolved_recorded_and_trained_in() {
+        for name in [
+            crate::ProfileName::Smoke,
+            crate::ProfileName::Quick,
+            crate::ProfileName::Full,
+        ] {
+            let profile = crate::Profile::named(name);
+            let settings = GridSettings::from_profile(&profile);
+            assert_ne!(
+                settings.precision,
+                Precision::Auto,
+                "{name}: auto is resolved"
+            );
+            if profile.precision == Precision::Fp32 {
+                assert_eq!(settings.precision, Precision::Fp32, "{name}");
+            }
+            let (point, optimizer) = GridSpec::default().points().remove(0);
+            assert_eq!(
+                point.train_config(optimizer, &settings).precision,
+                settings.precision
+            );
+        }
+        let bf16 = GridSettings::default().with_precision(Precision::Bf16, tch::Device::Cpu);
+        assert_eq!(bf16.precision, Precision::Bf16);
+        // Settings recorded before the field existed were trained in fp32.
+        let old: GridSettings =
+            serde_json::from_str(r#"{"folds": 3, "epochs": 2, "batch_size": 128, "seed": 13}"#)
+                .unwrap();
+        assert_eq!(old.precision, Precision::Fp32);
+    }
 
     #[test]
     fn the_original_grid_has_sixteen_distinct_points() {

@@ -19,7 +19,7 @@ use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
-use crate::models::{Cnn4, Cnn4Config};
+use crate::models::{Cnn4, Cnn4Config, ModelKind};
 use crate::util::{cache_root, cpu_features, cpu_model, json_key, read_json, write_json_atomic};
 
 extern "C" {
@@ -39,7 +39,8 @@ pub enum Precision {
     /// bf16 autocast, whatever the device.
     Bf16,
     /// bf16 on CUDA, on CPUs with AMX, and on AVX-512-bf16 CPUs where a short probe measured it
-    /// faster; fp32 elsewhere (`fmnist doctor` says which here).
+    /// faster; fp32 elsewhere (`fmnist doctor` says which here). On the CPU, transfer networks
+    /// train in fp32 under it.
     Auto,
 }
 
@@ -79,6 +80,24 @@ impl Precision {
                 }
             },
         }
+    }
+}
+
+impl Precision {
+    /// Whether the training steps of `kind` on `device` run in bf16, with the reason: as
+    /// [`Self::resolve`], except that `auto` keeps fp32 on the CPU for a network whose row of
+    /// [`crate::models::MODELS`] says the CNN's probe does not speak for it (`auto_bf16`).
+    pub fn resolve_for(self, kind: ModelKind, device: Device) -> (bool, String) {
+        if self == Precision::Auto && device == Device::Cpu && !kind.spec().auto_bf16 {
+            return (
+                false,
+                format!(
+                    "fp32: the bf16 probe times the CNN's step, which does not speak for the {}'s on the CPU",
+                    kind.spec().title
+                ),
+            );
+        }
+        self.resolve(device)
     }
 }
 
@@ -273,6 +292,25 @@ mod tests {
         assert!(torch_built_version().starts_with("2."));
         assert!(Precision::Auto.resolve(Device::Cuda(0)).0);
         assert!(!Precision::Fp32.resolve(Device::Cpu).0);
+    }
+
+    #[test]
+    fn auto_trains_in_bf16_only_the_networks_the_cnns_probe_speaks_for() {
+        for kind in ModelKind::all() {
+            let (bf16, reason) = Precision::Auto.resolve_for(kind, Device::Cpu);
+            if kind.spec().auto_bf16 {
+                assert_eq!(bf16, Precision::Auto.resolve(Device::Cpu).0, "{kind}");
+            } else {
+                assert!(!bf16, "{kind}: {reason}");
+                assert!(reason.contains(kind.spec().title), "{reason}");
+            }
+            // An explicit choice and the GPU are not overridden.
+            assert!(Precision::Bf16.resolve_for(kind, Device::Cpu).0);
+            assert!(!Precision::Fp32.resolve_for(kind, Device::Cpu).0);
+            assert!(Precision::Auto.resolve_for(kind, Device::Cuda(0)).0);
+        }
+        assert!(!ModelKind::EfficientNetLite0.spec().auto_bf16);
+        assert!(ModelKind::Cnn4.spec().auto_bf16 && ModelKind::ResNet.spec().auto_bf16);
     }
 
     #[test]

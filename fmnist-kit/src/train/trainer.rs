@@ -114,7 +114,7 @@ impl Trainer {
         // Every score in fp32, so that a network scores the same however it was trained and
         // wherever it is evaluated (`fmnist evaluate`, notebooks, `result.json`).
         net.set_precision(Precision::Fp32);
-        let bf16_steps = config.precision.resolve(device).0;
+        let bf16_steps = config.precision.resolve_for(net.kind, device).0;
         net.batch_size = config.eval_batch_size;
         net.channels_last = config.channels_last;
         net.test_time_flip = config.test_time_flip;

@@ -55,6 +55,10 @@ pub(crate) fn run_grid(a: GridArgs, g: Globals) -> Result<()> {
         }
         search = GridSearch::new(search.spec, search.settings, search.images.first(n))?;
     }
+    if let Some(precision) = g.precision {
+        let settings = search.settings.clone().with_precision(precision, g.device);
+        search = GridSearch::new(search.spec, settings, search.images)?;
+    }
     // Progress goes to standard error with --json, which keeps standard output for the JSON.
     progress_to_stderr(a.json);
     search.settings.verbose = true;

@@ -51,7 +51,7 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
     config.progress_seconds = 0.0;
     let network = profile.network(a.model)?;
     let network_json = network.settings_json();
-    let bf16 = config.precision.resolve(g.device).0;
+    let bf16 = config.precision.resolve_for(a.model, g.device).0;
     let mut trainer = Trainer::new(network, config.clone(), g.device)?;
     let mut epochs = Vec::new();
     let mut seconds = 0.0;
