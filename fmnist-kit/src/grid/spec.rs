@@ -176,9 +176,10 @@ impl GridSettings {
         .with_precision(profile.precision, tch::Device::cuda_if_available())
     }
 
-    /// These settings with `precision` resolved for `device` (`auto` becomes fp32 or bf16).
+    /// These settings with `precision` resolved for the CNN on `device` (`auto` becomes fp32
+    /// or bf16, as a trainer resolves it).
     pub fn with_precision(self, precision: Precision, device: tch::Device) -> GridSettings {
-        let bf16 = precision.resolve(device).0;
+        let bf16 = precision.resolve_for(ModelKind::Cnn4, device).0;
         GridSettings {
             precision: if bf16 {
                 Precision::Bf16

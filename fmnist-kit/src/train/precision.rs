@@ -81,9 +81,7 @@ impl Precision {
             },
         }
     }
-}
 
-impl Precision {
     /// Whether the training steps of `kind` on `device` run in bf16, with the reason: as
     /// [`Self::resolve`], except that `auto` keeps fp32 on the CPU for a network whose row of
     /// [`crate::models::MODELS`] says the CNN's probe does not speak for it (`auto_bf16`).

@@ -189,6 +189,12 @@ impl Trainer {
         self.net.model()
     }
 
+    /// True when the training steps run under bf16 autocast (`config.precision` resolved for
+    /// this network on this device); scores are computed in fp32 either way.
+    pub fn trains_in_bf16(&self) -> bool {
+        self.bf16_steps
+    }
+
     /// The variables (to save, load or inspect).
     pub fn var_store(&self) -> &nn::VarStore {
         self.net.var_store()

@@ -51,8 +51,8 @@ pub(crate) fn run_time_to_accuracy(a: TimeToAccuracyArgs, g: Globals) -> Result<
     config.progress_seconds = 0.0;
     let network = profile.network(a.model)?;
     let network_json = network.settings_json();
-    let bf16 = config.precision.resolve_for(a.model, g.device).0;
     let mut trainer = Trainer::new(network, config.clone(), g.device)?;
+    let bf16 = trainer.trains_in_bf16();
     let mut epochs = Vec::new();
     let mut seconds = 0.0;
     for epoch in 1..=config.epochs {
